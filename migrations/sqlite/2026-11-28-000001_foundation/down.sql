@@ -1,0 +1,3 @@
+DROP TABLE extension;
+DROP TABLE api_key;
+DROP TABLE pbx;

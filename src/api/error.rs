@@ -1,0 +1,151 @@
+//! The one place errors become client answers: a REST status with
+//! `{"error","message"[,"field"]}` and a GraphQL error with the same `extensions.code`.
+
+use crate::auth::AuthError;
+use crate::service::ServiceError;
+use crate::store::StoreError;
+use async_graphql::ErrorExtensions;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A client-facing error. Internal details never reach the client; they are logged once,
+/// where the error is classified.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Invalid or missing API key",
+        )
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{} not found", capitalize(what)),
+        )
+    }
+
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                message,
+            )
+        }
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side; it has been logged",
+        )
+    }
+
+    /// The GraphQL form of the same error.
+    pub fn into_graphql(self) -> async_graphql::Error {
+        let ApiError {
+            code,
+            message,
+            field,
+            ..
+        } = self;
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Forbidden(scope) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("Insufficient scope. Required: {scope}"),
+            ),
+            _ => ApiError::unauthorized(),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Validation(v) => {
+                ApiError::validation(v.field, format!("{} {}", v.field, v.message))
+            }
+            ServiceError::NotFound(what) => ApiError::not_found(what),
+            ServiceError::Conflict { field, message } => ApiError {
+                field: Some(field),
+                ..ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            },
+            ServiceError::Auth(a) => a.into(),
+            ServiceError::Store(StoreError::Unavailable(detail)) => {
+                tracing::error!(error = %detail, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The database is unavailable; try again shortly",
+                )
+            }
+            ServiceError::Store(other) => {
+                tracing::error!(error = %other, "database error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Converts a use-case error straight into a GraphQL error.
+pub fn gql(err: ServiceError) -> async_graphql::Error {
+    ApiError::from(err).into_graphql()
+}

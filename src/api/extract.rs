@@ -1,0 +1,130 @@
+//! Extractors: the authenticated caller and a JSON object body, each failing with our
+//! own error shape instead of axum's plain-text rejections.
+
+use super::{ApiError, AppState};
+use crate::auth::Principal;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+/// The credential a request carries: `Authorization: Bearer <key or JWT>` or
+/// `X-API-Key: <key>`.
+pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// The authenticated caller; rejects with 401 otherwise.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        match state.services.authenticate(token).await {
+            Ok(principal) => Ok(Auth(principal)),
+            Err(e) => {
+                let api = ApiError::from(e);
+                if api.status == StatusCode::UNAUTHORIZED {
+                    let ip = parts
+                        .extensions
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map(|c| c.0.ip().to_string())
+                        .unwrap_or_default();
+                    tracing::info!(http.client_ip = %ip, "API authentication failed");
+                }
+                Err(api)
+            }
+        }
+    }
+}
+
+/// A request body that must be one JSON object (64 KiB at most).
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        if let Some(ct) = content_type
+            && ct != "application/json"
+            && !ct.ends_with("+json")
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Content-Type must be application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("Request body exceeds {} bytes", super::MAX_BODY_BYTES),
+                )
+            } else {
+                ApiError::bad_request("Could not read the request body")
+            }
+        })?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::bad_request("Request body must be a JSON object")),
+            Err(e) => Err(ApiError::bad_request(format!("Malformed JSON: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_and_x_api_key_are_both_accepted() {
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
+        assert_eq!(presented_token(&headers(&[("x-api-key", "k")])), Some("k"));
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "Basic abc")])),
+            None
+        );
+        assert_eq!(presented_token(&headers(&[])), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! GraphQL: the schema (Query, Mutation, Subscription) and its HTTP and websocket
+//! endpoints. `schema.graphql` at the repository root is generated from this module.
+
+mod mutation;
+mod query;
+mod subscription;
+mod types;
+mod ws;
+
+use super::extract::presented_token;
+use super::{ApiError, AppState};
+use crate::auth::Principal;
+use crate::service::Services;
+use async_graphql::{Context, Schema};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Queries deeper than this are refused before they run.
+const MAX_DEPTH: usize = 12;
+/// A budget on the number of fields one query may select.
+const MAX_COMPLEXITY: usize = 1000;
+
+/// The schema with its services; `None` builds it for printing the SDL only.
+pub fn build_schema(services: Option<Arc<Services>>) -> AppSchema {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
+    if let Some(services) = services {
+        builder = builder.data(services);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/graphql", post(graphql_http))
+        .route("/graphql/ws", get(ws::graphql_ws))
+}
+
+/// `POST /graphql`. A credential in the headers is checked before anything runs (a bad
+/// one answers 401); without one, only introspection succeeds.
+async fn graphql_http(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return graphql_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "Request body exceeds 65536 bytes",
+                ),
+            );
+        }
+        Err(_) => {
+            return graphql_error(
+                StatusCode::BAD_REQUEST,
+                ApiError::bad_request("Could not read the request body"),
+            );
+        }
+    };
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return graphql_error(
+                StatusCode::BAD_REQUEST,
+                ApiError::bad_request(format!("Body must be a GraphQL request object: {e}")),
+            );
+        }
+    };
+    if let Some(token) = presented_token(&headers) {
+        match state.services.authenticate(token).await {
+            Ok(principal) => request = request.data(principal),
+            Err(e) => {
+                let err = ApiError::from(e);
+                return graphql_error(err.status, err);
+            }
+        }
+    }
+    let response = state.schema.execute(request).await;
+    axum::Json(response).into_response()
+}
+
+/// A GraphQL-shaped error body (`{"errors":[…]}`) with a matching HTTP status.
+fn graphql_error(status: StatusCode, err: ApiError) -> Response {
+    let response = async_graphql::Response::from_errors(vec![
+        err.into_graphql()
+            .into_server_error(async_graphql::Pos::default()),
+    ]);
+    (status, axum::Json(response)).into_response()
+}
+
+/// The services and the caller, or `unauthorized`.
+fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Arc<Services>, &'a Principal)> {
+    let services = ctx.data::<Arc<Services>>()?;
+    let principal = ctx
+        .data_opt::<Principal>()
+        .ok_or_else(|| ApiError::unauthorized().into_graphql())?;
+    Ok((services, principal))
+}

@@ -1,0 +1,148 @@
+//! Mutations: the same use cases as the REST shim.
+
+use super::caller;
+use super::types::{Extension, ExtensionCredentialsPayload};
+use crate::api::error::gql;
+use crate::domain::{ExtensionType, PresenceSetting};
+use crate::service::{ExtensionDraft, Field};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+
+fn field<T>(m: MaybeUndefined<T>) -> Field<T> {
+    match m {
+        MaybeUndefined::Undefined => Field::Absent,
+        MaybeUndefined::Null => Field::Null,
+        MaybeUndefined::Value(v) => Field::Value(v),
+    }
+}
+
+fn optional<T>(o: Option<T>) -> Field<T> {
+    o.map_or(Field::Absent, Field::Value)
+}
+
+#[derive(InputObject)]
+pub struct CreateExtensionInput {
+    /// 2 to 5 digits, unique in the PBX.
+    number: String,
+    /// 1 to 64 printable characters.
+    name: String,
+    #[graphql(name = "type")]
+    kind: Option<ExtensionType>,
+    caller_id_name: Option<String>,
+    /// Exactly 10 digits.
+    caller_id_number: Option<String>,
+    voicemail_enabled: Option<bool>,
+    forwarding_number: Option<String>,
+    /// 5 to 60 seconds; 20 when omitted.
+    forwarding_ring_timeout: Option<i64>,
+    presence: Option<PresenceSetting>,
+}
+
+/// Only the fields given change; `null` clears a nullable field.
+#[derive(InputObject)]
+pub struct UpdateExtensionInput {
+    number: MaybeUndefined<String>,
+    name: MaybeUndefined<String>,
+    #[graphql(name = "type")]
+    kind: MaybeUndefined<ExtensionType>,
+    caller_id_name: MaybeUndefined<String>,
+    caller_id_number: MaybeUndefined<String>,
+    voicemail_enabled: MaybeUndefined<bool>,
+    forwarding_number: MaybeUndefined<String>,
+    forwarding_ring_timeout: MaybeUndefined<i64>,
+    presence: MaybeUndefined<PresenceSetting>,
+}
+
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates an extension and provisions its SIP credentials (shown only here).
+    async fn create_extension(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateExtensionInput,
+    ) -> Result<ExtensionCredentialsPayload> {
+        let (services, principal) = caller(ctx)?;
+        let draft = ExtensionDraft {
+            number: Field::Value(input.number),
+            name: Field::Value(input.name),
+            kind: optional(input.kind),
+            caller_id_name: optional(input.caller_id_name),
+            caller_id_number: optional(input.caller_id_number),
+            voicemail_enabled: optional(input.voicemail_enabled),
+            forwarding_number: optional(input.forwarding_number),
+            forwarding_ring_timeout: optional(input.forwarding_ring_timeout),
+            presence: optional(input.presence),
+        };
+        Ok(services
+            .create_extension(principal, draft)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    async fn update_extension(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateExtensionInput,
+    ) -> Result<Extension> {
+        let (services, principal) = caller(ctx)?;
+        let draft = ExtensionDraft {
+            number: field(input.number),
+            name: field(input.name),
+            kind: field(input.kind),
+            caller_id_name: field(input.caller_id_name),
+            caller_id_number: field(input.caller_id_number),
+            voicemail_enabled: field(input.voicemail_enabled),
+            forwarding_number: field(input.forwarding_number),
+            forwarding_ring_timeout: field(input.forwarding_ring_timeout),
+            presence: field(input.presence),
+        };
+        let view = services
+            .update_extension(principal, &id, draft)
+            .await
+            .map_err(gql)?;
+        Ok(Extension(view))
+    }
+
+    /// Deletes an extension; returns its id.
+    async fn delete_extension(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let (services, principal) = caller(ctx)?;
+        services
+            .delete_extension(principal, &id)
+            .await
+            .map_err(gql)?;
+        Ok(id)
+    }
+
+    /// Issues a new SIP password (shown only here); the old one stops working.
+    async fn reset_sip_credentials(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<ExtensionCredentialsPayload> {
+        let (services, principal) = caller(ctx)?;
+        Ok(services
+            .reset_sip_credentials(principal, &id)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Sets the manual part of presence; AVAILABLE clears away/dnd.
+    async fn set_presence(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: PresenceSetting,
+    ) -> Result<Extension> {
+        let (services, principal) = caller(ctx)?;
+        Ok(Extension(
+            services
+                .set_presence(principal, &id, status)
+                .await
+                .map_err(gql)?,
+        ))
+    }
+}

@@ -1,0 +1,63 @@
+//! Read-only queries.
+
+use super::caller;
+use super::types::{Extension, ExtensionStatsObject};
+use crate::api::error::gql;
+use crate::domain::{ExtensionType, PresenceStatus};
+use crate::service::ServiceError;
+use async_graphql::{Context, ID, Object, Result};
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Extensions of the caller's PBX, ordered by number.
+    async fn extensions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "type")] kind: Option<ExtensionType>,
+        status: Option<PresenceStatus>,
+    ) -> Result<Vec<Extension>> {
+        let (services, principal) = caller(ctx)?;
+        let views = services
+            .list_extensions(principal, kind, status)
+            .await
+            .map_err(gql)?;
+        Ok(views.into_iter().map(Extension).collect())
+    }
+
+    /// One extension by `id` or by `number`; `null` when there is none in this PBX.
+    async fn extension(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        number: Option<String>,
+    ) -> Result<Option<Extension>> {
+        let (services, principal) = caller(ctx)?;
+        let found = match (id, number) {
+            (Some(id), None) => services.get_extension(principal, &id).await,
+            (None, Some(number)) => services.get_extension_by_number(principal, &number).await,
+            _ => {
+                return Err(
+                    crate::api::ApiError::bad_request("Give exactly one of id and number")
+                        .into_graphql(),
+                );
+            }
+        };
+        match found {
+            Ok(view) => Ok(Some(Extension(view))),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(gql(e)),
+        }
+    }
+
+    /// Counts by type and by status.
+    async fn extension_stats(&self, ctx: &Context<'_>) -> Result<ExtensionStatsObject> {
+        let (services, principal) = caller(ctx)?;
+        Ok(services
+            .extension_stats(principal)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+}

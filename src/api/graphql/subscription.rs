@@ -1,0 +1,236 @@
+//! Subscriptions: live feeds from the event bus, filtered to the caller's PBX.
+//!
+//! Each feed subscribes to the bus *before* it reads its snapshot, so nothing falls
+//! between the two (see [`crate::events::Bus::subscribe`]). A subscriber that lags
+//! behind the bounded bus gets a fresh snapshot (cause `RESYNC`) instead of silently
+//! missing changes; events already covered by that snapshot are skipped.
+
+use super::caller;
+use super::types::{Extension, ExtensionEvent, PresenceEvent};
+use crate::api::error::gql;
+use crate::auth::{Principal, Scope};
+use crate::clock::{now_ms, rfc3339};
+use crate::events::{CauseKind, ChangeKind, Envelope, Event, PresenceCause};
+use crate::service::{ServiceError, ServiceResult, Services};
+use async_graphql::{Context, Result, Subscription};
+use futures_util::Stream;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// The current status of each watched extension (all when `numbers` is omitted),
+    /// then every change.
+    async fn presence_changed(
+        &self,
+        ctx: &Context<'_>,
+        numbers: Option<Vec<String>>,
+    ) -> Result<impl Stream<Item = PresenceEvent> + use<>> {
+        let (services, principal) = caller(ctx)?;
+        principal
+            .require(Scope::ExtensionsRead)
+            .map_err(|e| gql(e.into()))?;
+        let filter = PresenceFilter {
+            numbers: numbers.map(|n| n.into_iter().collect()),
+        };
+        Ok(feed(services.clone(), principal.clone(), filter))
+    }
+
+    /// Extensions created, updated or deleted in the caller's PBX.
+    async fn extension_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = ExtensionEvent> + use<>> {
+        let (services, principal) = caller(ctx)?;
+        principal
+            .require(Scope::ExtensionsRead)
+            .map_err(|e| gql(e.into()))?;
+        Ok(feed(services.clone(), principal.clone(), ExtensionFilter))
+    }
+}
+
+/// What one kind of feed selects from the bus and how it takes a snapshot.
+trait FeedKind: Send + 'static {
+    type Item: Send + 'static;
+    /// Whether the feed opens with a snapshot (otherwise only resyncs send one).
+    const OPENS_WITH_SNAPSHOT: bool;
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<Self::Item>;
+
+    fn snapshot(
+        &self,
+        services: &Services,
+        principal: &Principal,
+        cause: CauseKind,
+        sequence: u64,
+    ) -> impl Future<Output = ServiceResult<Vec<Self::Item>>> + Send;
+}
+
+struct PresenceFilter {
+    numbers: Option<HashSet<String>>,
+}
+
+impl PresenceFilter {
+    fn wants(&self, number: &str) -> bool {
+        self.numbers.as_ref().is_none_or(|n| n.contains(number))
+    }
+}
+
+impl FeedKind for PresenceFilter {
+    type Item = PresenceEvent;
+    const OPENS_WITH_SNAPSHOT: bool = true;
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<PresenceEvent> {
+        match &envelope.event {
+            Event::Presence(change)
+                if change.pbx_id == principal.pbx_id && self.wants(&change.extension.number) =>
+            {
+                Some(PresenceEvent::from_change(change, envelope.sequence))
+            }
+            _ => None,
+        }
+    }
+
+    async fn snapshot(
+        &self,
+        services: &Services,
+        principal: &Principal,
+        cause: CauseKind,
+        sequence: u64,
+    ) -> ServiceResult<Vec<PresenceEvent>> {
+        let views = services.list_extensions(principal, None, None).await?;
+        let at = now_ms();
+        Ok(views
+            .into_iter()
+            .filter(|v| self.wants(&v.extension.number))
+            .map(|v| {
+                let change = crate::events::PresenceChange {
+                    pbx_id: principal.pbx_id.clone(),
+                    extension: crate::events::ExtensionRef {
+                        id: v.extension.id.clone(),
+                        number: v.extension.number.clone(),
+                        name: v.extension.name.clone(),
+                    },
+                    status: v.status,
+                    previous_status: None,
+                    cause: PresenceCause::simple(cause, "current status"),
+                    at,
+                };
+                PresenceEvent::from_change(&change, sequence)
+            })
+            .collect())
+    }
+}
+
+struct ExtensionFilter;
+
+impl FeedKind for ExtensionFilter {
+    type Item = ExtensionEvent;
+    const OPENS_WITH_SNAPSHOT: bool = false;
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<ExtensionEvent> {
+        match &envelope.event {
+            Event::Extension(change) if change.pbx_id == principal.pbx_id => {
+                Some(ExtensionEvent::from_change(change, envelope.sequence))
+            }
+            _ => None,
+        }
+    }
+
+    /// A resync re-sends every current extension as `UPDATED` (deletions missed while
+    /// lagging show up as extensions absent from the resync).
+    async fn snapshot(
+        &self,
+        services: &Services,
+        principal: &Principal,
+        _cause: CauseKind,
+        sequence: u64,
+    ) -> ServiceResult<Vec<ExtensionEvent>> {
+        let at = rfc3339(now_ms());
+        Ok(services
+            .list_extensions(principal, None, None)
+            .await?
+            .into_iter()
+            .map(|view| ExtensionEvent {
+                kind: ChangeKind::Updated,
+                extension: Extension(view),
+                at: at.clone(),
+                sequence,
+            })
+            .collect())
+    }
+}
+
+struct FeedState<K: FeedKind> {
+    kind: K,
+    services: Arc<Services>,
+    principal: Principal,
+    receiver: tokio::sync::broadcast::Receiver<Arc<Envelope>>,
+    /// A snapshot to send before anything else: its cause and sequence.
+    snapshot_due: Option<(CauseKind, u64)>,
+    /// Events up to this sequence are already covered by the last snapshot.
+    covered_until: u64,
+    pending: VecDeque<K::Item>,
+}
+
+fn feed<K: FeedKind>(
+    services: Arc<Services>,
+    principal: Principal,
+    kind: K,
+) -> impl Stream<Item = K::Item> {
+    let sub = services.bus.subscribe();
+    let state = FeedState {
+        snapshot_due: K::OPENS_WITH_SNAPSHOT.then_some((CauseKind::Snapshot, sub.sequence)),
+        covered_until: sub.sequence,
+        kind,
+        services,
+        principal,
+        receiver: sub.receiver,
+        pending: VecDeque::new(),
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some((cause, sequence)) = st.snapshot_due.take() {
+                match st
+                    .kind
+                    .snapshot(&st.services, &st.principal, cause, sequence)
+                    .await
+                {
+                    Ok(items) => st.pending.extend(items),
+                    Err(e) => {
+                        // Ending the stream tells the client to resubscribe.
+                        log_feed_error(&e);
+                        return None;
+                    }
+                }
+            }
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            match st.receiver.recv().await {
+                Ok(envelope) => {
+                    if envelope.sequence <= st.covered_until {
+                        continue;
+                    }
+                    if let Some(item) = st.kind.select(&st.principal, &envelope) {
+                        return Some((item, st));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let sequence = st.services.bus.sequence();
+                    tracing::warn!(missed, pbx.id = %st.principal.pbx_id, "subscriber lagged; resending a snapshot");
+                    st.covered_until = sequence;
+                    st.snapshot_due = Some((CauseKind::Resync, sequence));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+fn log_feed_error(e: &ServiceError) {
+    tracing::warn!(error = %e, "subscription ended: snapshot failed");
+}

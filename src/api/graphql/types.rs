@@ -1,0 +1,239 @@
+//! GraphQL object types: the same field names as the REST JSON.
+
+use crate::clock::rfc3339;
+use crate::domain::{ExtensionType, ExtensionView, PresenceStatus};
+use crate::events::{
+    CauseKind, ChangeKind, ExtensionChange, ExtensionRef, PresenceCause, PresenceChange,
+};
+use crate::service::{CreatedExtension, ExtensionStats};
+use async_graphql::{ID, Object, SimpleObject};
+
+/// An extension with its live state.
+pub struct Extension(pub ExtensionView);
+
+#[Object]
+impl Extension {
+    async fn id(&self) -> ID {
+        ID(self.0.extension.id.clone())
+    }
+    async fn number(&self) -> &str {
+        &self.0.extension.number
+    }
+    async fn name(&self) -> &str {
+        &self.0.extension.name
+    }
+    #[graphql(name = "type")]
+    async fn kind(&self) -> ExtensionType {
+        self.0.extension.kind
+    }
+    /// Derived presence: available, busy, away, dnd or offline.
+    async fn status(&self) -> PresenceStatus {
+        self.0.status
+    }
+    async fn caller_id_name(&self) -> Option<&str> {
+        self.0.extension.caller_id_name.as_deref()
+    }
+    async fn caller_id_number(&self) -> Option<&str> {
+        self.0.extension.caller_id_number.as_deref()
+    }
+    async fn voicemail_enabled(&self) -> bool {
+        self.0.extension.voicemail_enabled
+    }
+    async fn forwarding_number(&self) -> Option<&str> {
+        self.0.extension.forwarding_number.as_deref()
+    }
+    async fn forwarding_enabled(&self) -> bool {
+        self.0.extension.forwarding_number.is_some()
+    }
+    async fn forwarding_ring_timeout(&self) -> i32 {
+        i32::from(self.0.extension.forwarding_ring_timeout)
+    }
+    /// Live SIP registrations.
+    async fn registered_devices(&self) -> u32 {
+        self.0.registered_devices
+    }
+    async fn created_at(&self) -> String {
+        rfc3339(self.0.extension.created_at)
+    }
+    async fn updated_at(&self) -> String {
+        rfc3339(self.0.extension.updated_at)
+    }
+}
+
+/// SIP credentials: the password is shown only in this answer.
+#[derive(SimpleObject)]
+pub struct SipCredentials {
+    pub username: String,
+    pub password: String,
+    pub domain: String,
+}
+
+/// An extension together with freshly issued SIP credentials.
+#[derive(SimpleObject)]
+pub struct ExtensionCredentialsPayload {
+    pub extension: Extension,
+    pub sip_credentials: SipCredentials,
+}
+
+impl From<CreatedExtension> for ExtensionCredentialsPayload {
+    fn from(c: CreatedExtension) -> Self {
+        Self {
+            extension: Extension(c.extension),
+            sip_credentials: SipCredentials {
+                username: c.sip_credentials.username,
+                password: c.sip_credentials.password,
+                domain: c.sip_credentials.domain,
+            },
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct TypeCounts {
+    pub user: u32,
+    pub conference: u32,
+    pub parking: u32,
+    pub paging: u32,
+}
+
+#[derive(SimpleObject)]
+pub struct StatusCounts {
+    pub available: u32,
+    pub busy: u32,
+    pub away: u32,
+    pub dnd: u32,
+    pub offline: u32,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "ExtensionStats")]
+pub struct ExtensionStatsObject {
+    pub total: u32,
+    pub by_type: TypeCounts,
+    pub by_status: StatusCounts,
+    pub registered_devices: u32,
+}
+
+impl From<ExtensionStats> for ExtensionStatsObject {
+    fn from(s: ExtensionStats) -> Self {
+        let t = |k: ExtensionType| {
+            s.by_type
+                .iter()
+                .find(|(x, _)| *x == k)
+                .map_or(0, |(_, n)| *n)
+        };
+        let st = |k: PresenceStatus| {
+            s.by_status
+                .iter()
+                .find(|(x, _)| *x == k)
+                .map_or(0, |(_, n)| *n)
+        };
+        Self {
+            total: s.total,
+            by_type: TypeCounts {
+                user: t(ExtensionType::User),
+                conference: t(ExtensionType::Conference),
+                parking: t(ExtensionType::Parking),
+                paging: t(ExtensionType::Paging),
+            },
+            by_status: StatusCounts {
+                available: st(PresenceStatus::Available),
+                busy: st(PresenceStatus::Busy),
+                away: st(PresenceStatus::Away),
+                dnd: st(PresenceStatus::Dnd),
+                offline: st(PresenceStatus::Offline),
+            },
+            registered_devices: s.registered_devices,
+        }
+    }
+}
+
+/// Which extension an event is about.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "ExtensionRef")]
+pub struct ExtensionRefObject {
+    pub id: ID,
+    pub number: String,
+    pub name: String,
+}
+
+impl From<ExtensionRef> for ExtensionRefObject {
+    fn from(r: ExtensionRef) -> Self {
+        Self {
+            id: ID(r.id),
+            number: r.number,
+            name: r.name,
+        }
+    }
+}
+
+/// Why presence changed.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "PresenceCause")]
+pub struct PresenceCauseObject {
+    pub kind: CauseKind,
+    pub description: String,
+    /// Within the kind: e.g. `registered`, `expired`, `unregistered`, `replaced`.
+    pub reason: Option<String>,
+    pub device_id: Option<ID>,
+    pub call_id: Option<ID>,
+}
+
+impl From<PresenceCause> for PresenceCauseObject {
+    fn from(c: PresenceCause) -> Self {
+        Self {
+            kind: c.kind,
+            description: c.description,
+            reason: c.reason,
+            device_id: c.device_id.map(ID),
+            call_id: c.call_id.map(ID),
+        }
+    }
+}
+
+/// One presence report: the snapshot at subscription start, then every change.
+#[derive(SimpleObject, Clone)]
+pub struct PresenceEvent {
+    pub extension: ExtensionRefObject,
+    pub status: PresenceStatus,
+    /// `null` in snapshot and resync reports.
+    pub previous_status: Option<PresenceStatus>,
+    pub cause: PresenceCauseObject,
+    pub at: String,
+    /// The bus sequence: strictly increasing across changes; snapshot reports carry the
+    /// sequence they were taken at.
+    pub sequence: u64,
+}
+
+impl PresenceEvent {
+    pub fn from_change(change: &PresenceChange, sequence: u64) -> Self {
+        Self {
+            extension: change.extension.clone().into(),
+            status: change.status,
+            previous_status: change.previous_status,
+            cause: change.cause.clone().into(),
+            at: rfc3339(change.at),
+            sequence,
+        }
+    }
+}
+
+/// An extension created, updated or deleted.
+#[derive(SimpleObject)]
+pub struct ExtensionEvent {
+    pub kind: ChangeKind,
+    pub extension: Extension,
+    pub at: String,
+    pub sequence: u64,
+}
+
+impl ExtensionEvent {
+    pub fn from_change(change: &ExtensionChange, sequence: u64) -> Self {
+        Self {
+            kind: change.kind,
+            extension: Extension(change.extension.clone()),
+            at: rfc3339(change.at),
+            sequence,
+        }
+    }
+}

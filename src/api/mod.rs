@@ -1,0 +1,106 @@
+//! HTTP: the REST shim under `/v1`, GraphQL at `/graphql` (+ `/graphql/ws`), the
+//! GraphiQL playground and the health check. Handlers only translate; the work is in
+//! [`crate::service`].
+
+pub mod error;
+mod extract;
+pub mod graphql;
+mod rest;
+mod web;
+
+pub use error::ApiError;
+pub use extract::Auth;
+
+use crate::service::Services;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Request bodies above this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Arc<Services>,
+    pub schema: graphql::AppSchema,
+    pub shutdown: CancellationToken,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(rest::routes())
+        .merge(graphql::routes())
+        .merge(web::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// 200 when a round trip to the database succeeds within 2 s, else 503.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.services.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "status": "ok",
+                "database": state.services.store.backend_name(),
+            })),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!("health check: database did not answer within 2 s");
+            unavailable()
+        }
+    }
+}
+
+fn unavailable() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "The database is unreachable",
+    )
+    .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed on this route; see the Allow header",
+    )
+}
+
+/// `POST /v1/auth/token`: an API key (or a still-valid JWT) in, a fresh JWT out.
+async fn issue_token(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> Result<Response, ApiError> {
+    let (token, exp) = state.services.issue_token(&principal).await?;
+    Ok(axum::Json(serde_json::json!({
+        "token": token,
+        "expiresAt": crate::clock::rfc3339(exp * 1000),
+    }))
+    .into_response())
+}
+
+pub(crate) fn auth_routes() -> Router<AppState> {
+    Router::new().route("/v1/auth/token", post(issue_token))
+}

@@ -1,0 +1,13 @@
+//! The `/v1/pbx/...` REST shim: JSON in the documented shapes, over the same service
+//! functions GraphQL uses.
+
+mod extensions;
+
+use super::AppState;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(super::auth_routes())
+        .merge(extensions::routes())
+}

@@ -1,0 +1,122 @@
+//! Wiring: open the store, bootstrap the first PBX, start every listener, and stop them
+//! all on one cancellation signal.
+
+use crate::api::{self, AppState};
+use crate::auth::jwt::JwtKeys;
+use crate::config::{ServeOpts, StoreOpts};
+use crate::events::Bus;
+use crate::service::Services;
+use crate::store::Store;
+use anyhow::Context;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub async fn open_store(opts: &StoreOpts) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("cannot create data directory {}", opts.data_dir.display()))?;
+    Store::open(opts.database_url.as_deref(), &opts.data_dir).await
+}
+
+/// `SWITCHBOARD_JWT_SECRET`, or a 256-bit secret generated into the data directory on
+/// first start (readable by the owner only).
+fn jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(secret) = std::env::var("SWITCHBOARD_JWT_SECRET") {
+        return Ok(secret.into_bytes());
+    }
+    let path = data_dir.join("jwt.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(hex_secret) => hex::decode(hex_secret.trim()).context("jwt.secret is not hex"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            file.write_all(hex::encode(secret).as_bytes())?;
+            Ok(secret.to_vec())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()> {
+    let store = open_store(&store_opts).await?;
+    let jwt = JwtKeys::new(&jwt_secret(&store_opts.data_dir)?, opts.jwt_ttl)?;
+    let services = Services::new(store, Bus::new(opts.event_buffer), jwt);
+
+    let domain = opts
+        .sip_domain
+        .clone()
+        .unwrap_or_else(crate::config::primary_ip);
+    if let Some((pbx, key)) = services.bootstrap().ensure_default(&domain).await? {
+        println!(
+            "switchboard: created PBX \"{}\" ({}) with SIP domain {}",
+            pbx.name, pbx.id, pbx.sip_domain
+        );
+        println!("switchboard: admin API key (all scopes), shown only this once: {key}");
+    } else if let Some(wanted) = &opts.sip_domain
+        && let Some(pbx) = services.store.pbx_by_id_or_name("default").await?
+        && &pbx.sip_domain != wanted
+    {
+        tracing::warn!(
+            pbx.sip_domain = %pbx.sip_domain,
+            wanted = %wanted,
+            "--sip-domain applies when the default PBX is created; the stored domain is the digest realm of every SIP password, so it is kept"
+        );
+    }
+
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        schema: api::graphql::build_schema(Some(services.clone())),
+        services: services.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
+    let http_addr = listener.local_addr()?;
+    println!(
+        "switchboard: ready http={http_addr} database={}",
+        services.store.backend_name()
+    );
+    std::io::stdout().flush()?;
+    tracing::info!(http.addr = %http_addr, "listening");
+
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
+
+/// Keeps `Arc<Services>` reachable for callers that embed the server.
+pub type SharedServices = Arc<Services>;

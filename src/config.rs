@@ -1,0 +1,135 @@
+//! Command line and environment: flags with env equivalents and defaults that run out
+//! of the box.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A PBX core: SIP registrar and proxy with a GraphQL/REST API"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreOpts,
+    #[command(flatten)]
+    pub serve: ServeOpts,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreOpts {
+    /// Holds switchboard.db, secrets and (later) audio.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// A postgres:// URL switches from the embedded SQLite file to PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeOpts {
+    /// HTTP listen address (REST, GraphQL, websockets, playground).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HTTP",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    pub http: SocketAddr,
+    /// SIP listen address, UDP and TCP on the same port.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIP",
+        default_value = "0.0.0.0:5060",
+        global = true
+    )]
+    pub sip: SocketAddr,
+    /// SIP domain (and digest realm) of the default PBX, set when it is first created.
+    /// Defaults to this host's primary IP address.
+    #[arg(long, env = "SWITCHBOARD_SIP_DOMAIN", global = true)]
+    pub sip_domain: Option<String>,
+    /// JWT lifetime in seconds.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_JWT_TTL",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub jwt_ttl: i64,
+    /// Events the bus buffers per subscriber before a slow one is resynced.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_EVENT_BUFFER",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub event_buffer: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage PBXes (tenants).
+    Pbx {
+        #[command(subcommand)]
+        command: PbxCommand,
+    },
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PbxCommand {
+    /// Create a PBX and print its id.
+    Create {
+        name: String,
+        /// Its SIP domain and digest realm; defaults to `<name>.local`.
+        #[arg(long = "domain")]
+        domain: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create an API key and print it (only the key, on stdout).
+    Create {
+        /// PBX id or name.
+        #[arg(long)]
+        pbx: String,
+        /// Comma-separated scopes; all scopes when omitted.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// A `do_test_` key instead of `do_live_`.
+        #[arg(long)]
+        test: bool,
+    },
+}
+
+/// The address other hosts would reach this one at, for a default SIP domain. Connecting
+/// a UDP socket sends nothing; it only asks the kernel which source address it would use.
+pub fn primary_ip() -> String {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "127.0.0.1".to_owned())
+}

@@ -1,0 +1,274 @@
+//! Extensions: the numbers people dial, and the rules their fields follow.
+
+use super::{ManualPresence, ValidationError};
+use serde::Serialize;
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Printable: no control characters (which would also break SIP display names).
+fn printable(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+/// An extension number: 2 to 5 digits, unique within its PBX.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExtensionNumber(String);
+
+impl ExtensionNumber {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if !all_digits(raw) || !(2..=5).contains(&raw.len()) {
+            return Err(ValidationError::new("number", "must be 2 to 5 digits"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+fn parse_label(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    let trimmed = raw.trim();
+    let len = trimmed.chars().count();
+    if !(1..=64).contains(&len) {
+        return Err(ValidationError::new(field, "must be 1 to 64 characters"));
+    }
+    if !printable(trimmed) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A person-readable name: 1 to 64 printable characters once trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionName(String);
+
+impl ExtensionName {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        parse_label("name", raw).map(Self)
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// The name shown to people this extension calls: same rule as the extension name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdName(String);
+
+impl CallerIdName {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        parse_label("callerIdName", raw).map(Self)
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// The number presented on outside calls: exactly 10 digits (a North American number
+/// without the country code, as carriers expect it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdNumber(String);
+
+impl CallerIdNumber {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if !all_digits(raw) || raw.len() != 10 {
+            return Err(ValidationError::new(
+                "callerIdNumber",
+                "must be exactly 10 digits",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Where unanswered calls go: another extension (2–5 digits) or an outside number
+/// (up to 15 digits, E.164's limit, with an optional leading `+`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardingNumber(String);
+
+impl ForwardingNumber {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let digits = raw.strip_prefix('+').unwrap_or(raw);
+        if !all_digits(digits) || !(2..=15).contains(&digits.len()) {
+            return Err(ValidationError::new(
+                "forwardingNumber",
+                "must be 2 to 15 digits, optionally starting with +",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Seconds an extension rings before forwarding or voicemail: 5 to 60.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingTimeout(u8);
+
+impl RingTimeout {
+    pub const DEFAULT: RingTimeout = RingTimeout(20);
+
+    pub fn parse(raw: i64) -> Result<Self, ValidationError> {
+        match u8::try_from(raw) {
+            Ok(secs) if (5..=60).contains(&secs) => Ok(Self(secs)),
+            _ => Err(ValidationError::new(
+                "forwardingRingTimeout",
+                "must be between 5 and 60 seconds",
+            )),
+        }
+    }
+
+    pub fn seconds(self) -> u8 {
+        self.0
+    }
+}
+
+/// What an extension is for. Only `user` extensions have phones that ring.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, async_graphql::Enum, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtensionType {
+    User,
+    Conference,
+    Parking,
+    Paging,
+}
+
+impl ExtensionType {
+    pub const ALL: [ExtensionType; 4] = [Self::User, Self::Conference, Self::Parking, Self::Paging];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Conference => "conference",
+            Self::Parking => "parking",
+            Self::Paging => "paging",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == raw)
+            .ok_or_else(|| {
+                ValidationError::new("type", "must be one of user, conference, parking, paging")
+            })
+    }
+}
+
+/// An extension as stored. Presence status is not here: it is derived (see
+/// [`super::derive_status`]) from `manual_presence` and live state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub id: String,
+    pub pbx_id: String,
+    pub number: String,
+    pub name: String,
+    pub kind: ExtensionType,
+    pub caller_id_name: Option<String>,
+    pub caller_id_number: Option<String>,
+    pub voicemail_enabled: bool,
+    pub forwarding_number: Option<String>,
+    pub forwarding_ring_timeout: u8,
+    pub manual_presence: Option<ManualPresence>,
+    pub sip_username: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_accepts_two_to_five_digits() {
+        for ok in ["10", "101", "1001", "99999", "00"] {
+            assert!(ExtensionNumber::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn number_rejects_letters_signs_and_wrong_lengths() {
+        for bad in ["", "1", "123456", "10a", "+101", " 101", "10 1", "١٠١"] {
+            let err = ExtensionNumber::parse(bad).expect_err(bad);
+            assert_eq!(err.field, "number");
+        }
+    }
+
+    #[test]
+    fn name_is_trimmed_and_limited_to_64_printable_chars() {
+        assert_eq!(ExtensionName::parse("  Zoë  ").unwrap().into_inner(), "Zoë");
+        assert!(ExtensionName::parse(&"é".repeat(64)).is_ok());
+        assert!(ExtensionName::parse(&"é".repeat(65)).is_err());
+        assert!(ExtensionName::parse("   ").is_err());
+        assert!(ExtensionName::parse("Bob\nSmith").is_err());
+        assert!(ExtensionName::parse("Bob\u{7}").is_err());
+    }
+
+    #[test]
+    fn caller_id_number_is_exactly_ten_digits() {
+        assert!(CallerIdNumber::parse("5551234567").is_ok());
+        for bad in ["555123456", "55512345678", "555-123-4567", "+155512345"] {
+            assert_eq!(
+                CallerIdNumber::parse(bad).unwrap_err().field,
+                "callerIdNumber"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarding_number_allows_plus_and_up_to_fifteen_digits() {
+        assert!(ForwardingNumber::parse("102").is_ok());
+        assert!(ForwardingNumber::parse("+442071234567").is_ok());
+        assert!(ForwardingNumber::parse("123456789012345").is_ok());
+        for bad in ["1", "1234567890123456", "+", "12a4", "++12", "12+3"] {
+            assert_eq!(
+                ForwardingNumber::parse(bad).unwrap_err().field,
+                "forwardingNumber"
+            );
+        }
+    }
+
+    #[test]
+    fn ring_timeout_is_between_5_and_60_seconds() {
+        assert_eq!(RingTimeout::parse(5).unwrap().seconds(), 5);
+        assert_eq!(RingTimeout::parse(60).unwrap().seconds(), 60);
+        for bad in [4, 61, -1, 300, i64::MAX] {
+            assert!(RingTimeout::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(RingTimeout::DEFAULT.seconds(), 20);
+    }
+
+    #[test]
+    fn type_parses_the_four_kinds_in_lowercase_only() {
+        assert_eq!(
+            ExtensionType::parse("paging").unwrap(),
+            ExtensionType::Paging
+        );
+        assert!(ExtensionType::parse("User").is_err());
+        assert!(ExtensionType::parse("queue").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! Plain types and rules: what an extension is, what counts as valid, how presence is
+//! derived. Nothing here touches the network or the database.
+
+mod extension;
+mod presence;
+mod validation;
+
+pub use extension::{
+    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionType,
+    ForwardingNumber, RingTimeout,
+};
+pub use presence::{ManualPresence, PresenceSetting, PresenceStatus, derive_status};
+pub use validation::ValidationError;
+
+/// An extension as the API shows it: the stored fields plus live state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionView {
+    pub extension: Extension,
+    pub status: PresenceStatus,
+    pub registered_devices: u32,
+}

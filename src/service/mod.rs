@@ -1,0 +1,78 @@
+//! Use cases shared by GraphQL, REST and SIP: validate, store, then publish the event.
+//! Handlers stay thin and only translate to and from their wire format.
+
+mod auth;
+mod extensions;
+mod live;
+mod tenants;
+
+pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
+pub use live::LiveState;
+pub use tenants::Bootstrap;
+
+use crate::auth::{AuthError, jwt::JwtKeys};
+use crate::domain::ValidationError;
+use crate::events::Bus;
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+
+/// Why a use case refused or failed. `api::error` maps each to one REST status and one
+/// GraphQL `extensions.code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Everything the use cases need; one per process, shared behind an `Arc`.
+pub struct Services {
+    pub store: Store,
+    pub bus: Bus,
+    pub live: LiveState,
+    pub jwt: JwtKeys,
+    locks: StripedLocks,
+}
+
+impl Services {
+    pub fn new(store: Store, bus: Bus, jwt: JwtKeys) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            bus,
+            live: LiveState::default(),
+            jwt,
+            locks: StripedLocks::default(),
+        })
+    }
+}
+
+/// Serialises changes to one extension's presence inputs, so "status before" and
+/// "status after" of each event describe the same, ordered change. Striped: two
+/// extensions rarely share a lock, and the table never grows.
+struct StripedLocks([tokio::sync::Mutex<()>; 64]);
+
+impl Default for StripedLocks {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+}
+
+impl StripedLocks {
+    async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        self.0[(hash % self.0.len() as u64) as usize].lock().await
+    }
+}

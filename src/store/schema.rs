@@ -1,0 +1,49 @@
+//! Diesel table definitions, matching `migrations/sqlite` and `migrations/postgres`
+//! (kept in step by hand: both backends share these column types on purpose).
+
+diesel::table! {
+    pbx (id) {
+        id -> Text,
+        name -> Text,
+        sip_domain -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_key (id) {
+        id -> Text,
+        pbx_id -> Text,
+        prefix -> Text,
+        lookup -> Text,
+        secret_hash -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    extension (id) {
+        id -> Text,
+        pbx_id -> Text,
+        number -> Text,
+        name -> Text,
+        kind -> Text,
+        caller_id_name -> Nullable<Text>,
+        caller_id_number -> Nullable<Text>,
+        voicemail_enabled -> Bool,
+        forwarding_number -> Nullable<Text>,
+        forwarding_ring_timeout -> Integer,
+        manual_presence -> Nullable<Text>,
+        sip_username -> Text,
+        ha1_md5 -> Text,
+        ha1_sha256 -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(api_key -> pbx (pbx_id));
+diesel::joinable!(extension -> pbx (pbx_id));
+diesel::allow_tables_to_appear_in_same_query!(pbx, api_key, extension);

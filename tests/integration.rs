@@ -1,0 +1,10 @@
+//! Integration tests: the real `switchboard` binary over real sockets, on SQLite and
+//! PostgreSQL. One test binary; shared helpers live in `tests/common`.
+
+mod common;
+
+mod auth_and_tenants;
+mod cli_and_health;
+mod extensions_rest;
+mod graphql_api;
+mod subscriptions;

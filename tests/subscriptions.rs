@@ -1,0 +1,196 @@
+//! Live presence over a real GraphQL websocket client.
+
+use crate::common::ws::{GqlWs, Incoming};
+use crate::common::{Backend, TestApp};
+use crate::on_both_backends;
+use serde_json::json;
+use std::time::Duration;
+
+on_both_backends!(
+    presence_subscription_sends_a_snapshot_then_each_change_in_order,
+    extension_changes_are_streamed,
+);
+
+const PRESENCE: &str = "subscription($n: [String!]) { presenceChanged(numbers: $n) { extension { id number name } status previousStatus cause { kind description } at sequence } }";
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn presence_subscription_sends_a_snapshot_then_each_change_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.create_extension("101", "Alice").await;
+    app.create_extension("102", "Bob").await;
+    let id = a["id"].as_str().unwrap();
+
+    let mut ws = GqlWs::connect(
+        &app.base,
+        "graphql-transport-ws",
+        json!({"authorization": format!("Bearer {}", app.key)}),
+    )
+    .await;
+    ws.subscribe("1", PRESENCE, json!({"n": ["101"]})).await;
+    let snap = ws.next_data("1", WAIT).await["presenceChanged"].clone();
+    assert_eq!(snap["extension"]["number"], "101");
+    assert_eq!(snap["extension"]["name"], "Alice");
+    assert_eq!(snap["status"], "OFFLINE");
+    assert_eq!(snap["previousStatus"], serde_json::Value::Null);
+    assert_eq!(snap["cause"]["kind"], "SNAPSHOT");
+    let snap_seq = snap["sequence"].as_u64().unwrap();
+
+    // A change to an unwatched extension is not sent; a watched one is.
+    let b_id = app.get("/v1/pbx/extensions").await.1["extensions"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.patch(
+        &format!("/v1/pbx/extensions/{b_id}"),
+        json!({"presence": "dnd"}),
+    )
+    .await;
+    app.patch(
+        &format!("/v1/pbx/extensions/{id}"),
+        json!({"presence": "dnd"}),
+    )
+    .await;
+    let ev = ws.next_data("1", WAIT).await["presenceChanged"].clone();
+    assert_eq!(ev["extension"]["id"], id);
+    assert_eq!(ev["status"], "DND");
+    assert_eq!(ev["previousStatus"], "OFFLINE");
+    assert_eq!(ev["cause"]["kind"], "MANUAL");
+    assert_eq!(ev["cause"]["description"], "presence set to dnd");
+    let seq1 = ev["sequence"].as_u64().unwrap();
+    assert!(seq1 > snap_seq);
+
+    let gql = app
+        .graphql(
+            "mutation($id: ID!) { setPresence(id: $id, status: AVAILABLE) { status } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(gql["data"]["setPresence"]["status"], "OFFLINE");
+    let ev = ws.next_data("1", WAIT).await["presenceChanged"].clone();
+    assert_eq!(
+        (ev["previousStatus"].as_str(), ev["status"].as_str()),
+        (Some("DND"), Some("OFFLINE"))
+    );
+    assert!(ev["sequence"].as_u64().unwrap() > seq1);
+
+    // A change that leaves the derived status alone sends nothing.
+    app.patch(
+        &format!("/v1/pbx/extensions/{id}"),
+        json!({"presence": "away"}),
+    )
+    .await;
+    assert!(ws.is_quiet(Duration::from_millis(400)).await);
+}
+
+async fn extension_changes_are_streamed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.subscribe(
+        "e",
+        "subscription { extensionChanged { kind extension { number name } sequence } }",
+        json!({}),
+    )
+    .await;
+    // Give the subscription a moment to attach before the change.
+    assert!(ws.is_quiet(Duration::from_millis(200)).await);
+    let ext = app.create_extension("101", "Alice").await;
+    let ev = ws.next_data("e", WAIT).await["extensionChanged"].clone();
+    assert_eq!(ev["kind"], "CREATED");
+    assert_eq!(ev["extension"]["number"], "101");
+    app.patch(
+        &format!("/v1/pbx/extensions/{}", ext["id"].as_str().unwrap()),
+        json!({"name": "Alice B"}),
+    )
+    .await;
+    let ev = ws.next_data("e", WAIT).await["extensionChanged"].clone();
+    assert_eq!(
+        (ev["kind"].as_str(), ev["extension"]["name"].as_str()),
+        (Some("UPDATED"), Some("Alice B"))
+    );
+    app.delete(&format!(
+        "/v1/pbx/extensions/{}",
+        ext["id"].as_str().unwrap()
+    ))
+    .await;
+    let ev = ws.next_data("e", WAIT).await["extensionChanged"].clone();
+    assert_eq!(ev["kind"], "DELETED");
+
+    // Another tenant's changes never arrive.
+    let (_, acme) = app.tenant("Acme");
+    crate::common::send(
+        app.request_as(&acme, reqwest::Method::POST, "/v1/pbx/extensions")
+            .json(&json!({"number": "555", "name": "Other"})),
+    )
+    .await;
+    assert!(ws.is_quiet(Duration::from_millis(400)).await);
+}
+
+#[tokio::test]
+async fn legacy_graphql_ws_protocol_and_jwt_in_init_payload_work() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let a = app.create_extension("101", "Alice").await;
+    let (_, tok) = app.post("/v1/auth/token", json!({})).await;
+    let token = tok["token"].as_str().unwrap();
+    let mut ws = GqlWs::connect(
+        &app.base,
+        "graphql-ws",
+        json!({"authorization": format!("Bearer {token}")}),
+    )
+    .await;
+    ws.subscribe("7", PRESENCE, json!({"n": null})).await;
+    let snap = ws.next_data("7", WAIT).await;
+    assert_eq!(snap["presenceChanged"]["cause"]["kind"], "SNAPSHOT");
+    app.patch(
+        &format!("/v1/pbx/extensions/{}", a["id"].as_str().unwrap()),
+        json!({"presence": "dnd"}),
+    )
+    .await;
+    let ev = ws.next_data("7", WAIT).await;
+    assert_eq!(ev["presenceChanged"]["status"], "DND");
+}
+
+#[tokio::test]
+async fn websocket_without_init_is_closed_within_five_seconds() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut ws = GqlWs::open(&app.base, "graphql-transport-ws").await;
+    let started = std::time::Instant::now();
+    match ws.next(Duration::from_secs(7)).await {
+        Incoming::Closed(Some((code, _))) => assert_eq!(code, 4408),
+        other => panic!("expected close 4408, got {other:?}"),
+    }
+    assert!(started.elapsed() <= Duration::from_millis(5500));
+}
+
+#[tokio::test]
+async fn websocket_with_a_bad_token_is_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for payload in [json!({"authorization": "Bearer do_live_nope"}), json!({})] {
+        let mut ws = GqlWs::open(&app.base, "graphql-transport-ws").await;
+        ws.send(json!({"type": "connection_init", "payload": payload}))
+            .await;
+        match ws.next(Duration::from_secs(5)).await {
+            Incoming::Closed(Some((code, reason))) => {
+                assert_ne!(code, 1000);
+                assert!(reason.contains("unauthorized"), "{reason}");
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_need_the_read_scope() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let phones = app.api_key("default", Some("pbx:phones:read"));
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": phones})).await;
+    ws.subscribe("1", PRESENCE, json!({})).await;
+    match ws.next(WAIT).await {
+        // async-graphql reports resolver errors as a `next` carrying `errors`.
+        Incoming::Json(v) => {
+            assert_eq!(v["type"], "next", "{v}");
+            assert_eq!(v["payload"]["data"], serde_json::Value::Null);
+            assert_eq!(v["payload"]["errors"][0]["extensions"]["code"], "forbidden");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -220,6 +220,9 @@ fn feed<K: FeedKind>(
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    // Start over at the tail: the snapshot covers everything before it,
+                    // and a backlog of stale events would only lag again.
+                    st.receiver = st.receiver.resubscribe();
                     let sequence = st.services.bus.sequence();
                     tracing::warn!(missed, pbx.id = %st.principal.pbx_id, "subscriber lagged; resending a snapshot");
                     st.covered_until = sequence;
@@ -233,4 +236,94 @@ fn feed<K: FeedKind>(
 
 fn log_feed_error(e: &ServiceError) {
     tracing::warn!(error = %e, "subscription ended: snapshot failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{ScopeSet, jwt::JwtKeys};
+    use crate::domain::PresenceSetting;
+    use crate::events::Bus;
+    use crate::service::{ExtensionDraft, Field};
+    use crate::store::Store;
+    use futures_util::StreamExt;
+
+    async fn services_with_bus(capacity: usize) -> (Arc<Services>, Principal, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sb-unit-{}", crate::ids::lower_alnum(12)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(None, &dir).await.unwrap();
+        let services = Services::new(
+            store,
+            Bus::new(capacity),
+            JwtKeys::new(&[1; 32], 60).unwrap(),
+        );
+        let (pbx, _) = services
+            .bootstrap()
+            .ensure_default("127.0.0.1")
+            .await
+            .unwrap()
+            .unwrap();
+        let principal = Principal {
+            pbx_id: pbx.id,
+            key_id: "key_test".into(),
+            scopes: ScopeSet::all(),
+        };
+        (services, principal, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_presence_subscriber_gets_a_resync_snapshot_not_a_gap() {
+        let (services, principal, dir) = services_with_bus(2).await;
+        let draft = ExtensionDraft {
+            number: Field::Value("101".into()),
+            name: Field::Value("Alice".into()),
+            ..Default::default()
+        };
+        let id = services
+            .create_extension(&principal, draft)
+            .await
+            .unwrap()
+            .extension
+            .extension
+            .id;
+
+        let stream = feed(
+            services.clone(),
+            principal.clone(),
+            PresenceFilter { numbers: None },
+        );
+        futures_util::pin_mut!(stream);
+        let first = stream.next().await.unwrap();
+        assert_eq!(first.cause.kind, CauseKind::Snapshot);
+
+        // Five changes while the subscriber reads nothing: more than the bus holds.
+        for setting in [PresenceSetting::Dnd, PresenceSetting::Available]
+            .into_iter()
+            .cycle()
+            .take(5)
+        {
+            services
+                .set_presence(&principal, &id, setting)
+                .await
+                .unwrap();
+        }
+        let resync = stream.next().await.unwrap();
+        assert_eq!(resync.cause.kind, CauseKind::Resync);
+        assert_eq!(
+            resync.status,
+            crate::domain::PresenceStatus::Dnd,
+            "the resync shows the latest state"
+        );
+        assert_eq!(resync.sequence, services.bus.sequence());
+
+        // Afterwards, changes flow normally again.
+        services
+            .set_presence(&principal, &id, PresenceSetting::Available)
+            .await
+            .unwrap();
+        let next = stream.next().await.unwrap();
+        assert_eq!(next.cause.kind, CauseKind::Manual);
+        assert!(next.sequence > resync.sequence);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -5,7 +5,7 @@ use crate::api::{self, AppState};
 use crate::auth::jwt::JwtKeys;
 use crate::config::{ServeOpts, StoreOpts};
 use crate::events::Bus;
-use crate::service::Services;
+use crate::service::{ServiceConfig, Services};
 use crate::store::Store;
 use anyhow::Context;
 use std::io::Write;
@@ -48,7 +48,11 @@ fn jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()> {
     let store = open_store(&store_opts).await?;
     let jwt = JwtKeys::new(&jwt_secret(&store_opts.data_dir)?, opts.jwt_ttl)?;
-    let services = Services::new(store, Bus::new(opts.event_buffer), jwt);
+    let config = ServiceConfig {
+        node_id: opts.node_id.clone().unwrap_or_else(crate::config::hostname),
+        max_bindings: opts.max_bindings.max(1),
+    };
+    let services = Services::with_config(store, Bus::new(opts.event_buffer), jwt, config);
 
     let domain = opts
         .sip_domain
@@ -71,10 +75,24 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
         );
     }
 
+    let restored = services.restore_bindings().await?;
+    if restored > 0 {
+        tracing::info!(bindings = restored, "registrations restored");
+    }
+
     let shutdown = CancellationToken::new();
+    let sip_config = crate::sip::SipConfig {
+        addr: opts.sip,
+        digest: crate::sip::parse_digest_list(&opts.sip_digest).map_err(anyhow::Error::msg)?,
+        min_expires: opts.sip_min_expires.max(1),
+        nonce_ttl: opts.sip_nonce_ttl,
+    };
+    let sip = crate::sip::start(services.clone(), sip_config, shutdown.clone()).await?;
+    tokio::spawn(maintenance(services.clone(), shutdown.clone()));
     let state = AppState {
         schema: api::graphql::build_schema(Some(services.clone())),
         services: services.clone(),
+        sip: Some(sip.core.clone()),
         shutdown: shutdown.clone(),
     };
     let listener = tokio::net::TcpListener::bind(opts.http)
@@ -82,7 +100,8 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
         .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
     let http_addr = listener.local_addr()?;
     println!(
-        "switchboard: ready http={http_addr} database={}",
+        "switchboard: ready http={http_addr} sip={} database={}",
+        sip.addr,
         services.store.backend_name()
     );
     std::io::stdout().flush()?;
@@ -95,6 +114,28 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Background upkeep: expire bindings every second, purge old device records hourly.
+async fn maintenance(services: Arc<Services>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Err(e) = services.expire_bindings().await {
+            tracing::error!(error = %e, "expiring registrations failed");
+        }
+        ticks += 1;
+        if ticks % 3600 == 1
+            && let Err(e) = services.purge_old_devices().await
+        {
+            tracing::error!(error = %e, "purging old devices failed");
+        }
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {
@@ -117,6 +158,3 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     tracing::info!("shutting down");
     shutdown.cancel();
 }
-
-/// Keeps `Arc<Services>` reachable for callers that embed the server.
-pub type SharedServices = Arc<Services>;

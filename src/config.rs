@@ -65,6 +65,44 @@ pub struct ServeOpts {
         global = true
     )]
     pub jwt_ttl: i64,
+    /// Digest algorithms offered to phones, most preferred first. MD5 leads by default:
+    /// many phones (and Debian's baresip 1.0 and SIPp 3.6) take the first challenge and
+    /// cannot do SHA-256.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIP_DIGEST",
+        default_value = "MD5,SHA-256",
+        global = true
+    )]
+    pub sip_digest: String,
+    /// Shortest registration accepted, in seconds (shorter ones get 423 Interval Too Brief).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIP_MIN_EXPIRES",
+        default_value_t = crate::sip::MIN_EXPIRES,
+        global = true
+    )]
+    pub sip_min_expires: u32,
+    /// Seconds a digest nonce stays fresh before it is answered with `stale=true`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIP_NONCE_TTL",
+        default_value_t = crate::sip::NONCE_LIFETIME_SECS,
+        global = true
+    )]
+    pub sip_nonce_ttl: u64,
+    /// Names this node in device records (several nodes can share PostgreSQL).
+    #[arg(long, env = "SWITCHBOARD_NODE_ID", global = true)]
+    pub node_id: Option<String>,
+    /// Live registrations per extension; past it the least recently registered one
+    /// makes room for the new one.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_BINDINGS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub max_bindings: usize,
     /// Events the bus buffers per subscriber before a slow one is resynced.
     #[arg(
         long,
@@ -132,4 +170,13 @@ pub fn primary_ip() -> String {
         })
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|_| "127.0.0.1".to_owned())
+}
+
+/// This host's name, for the default node id.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node-1".to_owned())
 }

@@ -6,7 +6,7 @@
 //! falls more than `capacity` events behind gets `Lagged` from tokio and must resync
 //! from a snapshot (the GraphQL subscriptions do exactly that).
 
-use crate::domain::{ExtensionView, PresenceStatus};
+use crate::domain::{Device, ExtensionView, PresenceStatus};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -81,11 +81,32 @@ pub struct ExtensionChange {
     pub at: i64,
 }
 
+/// What happened to a device's registration. Refreshes are not events: they would
+/// flood every subscriber at registration rates, and change nothing anyone watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum DeviceChangeKind {
+    Registered,
+    Unregistered,
+    Expired,
+    Replaced,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceChange {
+    pub pbx_id: String,
+    pub extension: ExtensionRef,
+    pub kind: DeviceChangeKind,
+    pub device: Device,
+    pub at: i64,
+}
+
 /// Everything a person could watch happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Presence(PresenceChange),
     Extension(ExtensionChange),
+    /// Boxed: a device record is large, and most events are small.
+    Device(Box<DeviceChange>),
 }
 
 impl Event {
@@ -93,6 +114,7 @@ impl Event {
         match self {
             Event::Presence(e) => &e.pbx_id,
             Event::Extension(e) => &e.pbx_id,
+            Event::Device(e) => &e.pbx_id,
         }
     }
 }

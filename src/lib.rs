@@ -10,4 +10,5 @@ pub mod domain;
 pub mod events;
 pub mod ids;
 pub mod service;
+pub mod sip;
 pub mod store;

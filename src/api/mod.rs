@@ -29,12 +29,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub services: Arc<Services>,
     pub schema: graphql::AppSchema,
+    /// The SIP core, for SIP over WebSocket at `/sip`.
+    pub sip: Option<Arc<crate::sip::SipCore>>,
     pub shutdown: CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/sip", get(sip_websocket))
         .merge(rest::routes())
         .merge(graphql::routes())
         .merge(web::routes())
@@ -42,6 +45,30 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// SIP over WebSocket (RFC 7118): the `sip` subprotocol is required.
+async fn sip_websocket(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let offers_sip = headers
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("sip")));
+    let Some(core) = state.sip.clone() else {
+        return not_found().await.into_response();
+    };
+    if !offers_sip {
+        return ApiError::bad_request("SIP over WebSocket needs the \"sip\" subprotocol")
+            .into_response();
+    }
+    let shutdown = state.shutdown.clone();
+    upgrade
+        .protocols(["sip"])
+        .on_upgrade(move |socket| crate::sip::ws::serve(core, socket, remote, false, shutdown))
 }
 
 /// 200 when a round trip to the database succeeds within 2 s, else 503.

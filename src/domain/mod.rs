@@ -1,9 +1,14 @@
 //! Plain types and rules: what an extension is, what counts as valid, how presence is
 //! derived. Nothing here touches the network or the database.
 
+mod device;
 mod extension;
 mod presence;
+mod registration;
 mod validation;
+
+pub use device::{DeviceInfo, DeviceType, classify};
+pub use registration::{Device, EndReason, SipTransport};
 
 pub use extension::{
     CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionType,

@@ -328,6 +328,7 @@ impl Services {
             Ok(None) => return Err(ServiceError::NotFound("extension")),
             Err(e) => return Err(map_write_error(e, changes.number.as_deref())),
         };
+        self.accounts.invalidate(id);
         let at = after.updated_at;
         let old = self.view(before);
         let new = self.view(after);
@@ -379,6 +380,8 @@ impl Services {
             .ok_or(ServiceError::NotFound("extension"))?;
         let view = self.view(ext);
         self.live.forget(id);
+        self.bindings.remove_extension(id);
+        self.accounts.invalidate(id);
         self.bus.publish(Event::Extension(ExtensionChange {
             pbx_id: principal.pbx_id.clone(),
             kind: ChangeKind::Deleted,
@@ -419,6 +422,7 @@ impl Services {
             )
             .await?
             .ok_or(ServiceError::NotFound("extension"))?;
+        self.accounts.invalidate(id);
         tracing::info!(extension.id = %id, pbx.id = %pbx.id, "SIP credentials rotated");
         let view = self.view(ext);
         Ok(CreatedExtension {

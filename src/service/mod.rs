@@ -1,13 +1,19 @@
 //! Use cases shared by GraphQL, REST and SIP: validate, store, then publish the event.
 //! Handlers stay thin and only translate to and from their wire format.
 
+mod accounts;
 mod auth;
 mod extensions;
 mod live;
+mod registrations;
 mod tenants;
 
+pub use accounts::SipAccount;
 pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
 pub use live::LiveState;
+pub use registrations::{
+    Binding, ContactChange, PhoneStats, RegisterAction, RegisterInput, RegisterOutcome,
+};
 pub use tenants::Bootstrap;
 
 use crate::auth::{AuthError, jwt::JwtKeys};
@@ -37,31 +43,67 @@ pub enum ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// Settings of the use cases.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Names this process in device records (several nodes can share a database).
+    pub node_id: String,
+    /// Live bindings per extension; past it, the least recently registered makes room.
+    pub max_bindings: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            node_id: "node-1".to_owned(),
+            max_bindings: 10,
+        }
+    }
+}
+
 /// Everything the use cases need; one per process, shared behind an `Arc`.
 pub struct Services {
     pub store: Store,
     pub bus: Bus,
     pub live: LiveState,
     pub jwt: JwtKeys,
+    pub config: ServiceConfig,
+    bindings: registrations::BindingIndex,
+    writer: registrations::DeviceWriter,
+    accounts: accounts::AccountCache,
     locks: StripedLocks,
 }
 
 impl Services {
+    /// Must be called inside a tokio runtime (it starts the device writer).
     pub fn new(store: Store, bus: Bus, jwt: JwtKeys) -> Arc<Self> {
+        Self::with_config(store, bus, jwt, ServiceConfig::default())
+    }
+
+    pub fn with_config(store: Store, bus: Bus, jwt: JwtKeys, config: ServiceConfig) -> Arc<Self> {
         Arc::new(Self {
+            writer: registrations::DeviceWriter::spawn(store.clone()),
             store,
             bus,
             live: LiveState::default(),
             jwt,
+            config,
+            bindings: registrations::BindingIndex::default(),
+            accounts: accounts::AccountCache::default(),
             locks: StripedLocks::default(),
         })
+    }
+
+    /// Live bindings held in memory, over all extensions.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.total()
     }
 }
 
 /// Serialises changes to one extension's presence inputs, so "status before" and
 /// "status after" of each event describe the same, ordered change. Striped: two
 /// extensions rarely share a lock, and the table never grows.
-struct StripedLocks([tokio::sync::Mutex<()>; 64]);
+struct StripedLocks([tokio::sync::Mutex<()>; 1024]);
 
 impl Default for StripedLocks {
     fn default() -> Self {

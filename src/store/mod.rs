@@ -5,6 +5,7 @@
 //! either backend fails the build, not a request.
 
 pub mod api_keys;
+pub mod devices;
 pub mod extensions;
 pub mod pbx;
 pub mod schema;

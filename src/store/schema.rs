@@ -46,4 +46,33 @@ diesel::table! {
 
 diesel::joinable!(api_key -> pbx (pbx_id));
 diesel::joinable!(extension -> pbx (pbx_id));
-diesel::allow_tables_to_appear_in_same_query!(pbx, api_key, extension);
+diesel::allow_tables_to_appear_in_same_query!(pbx, api_key, extension, device);
+
+diesel::table! {
+    device (id) {
+        id -> Text,
+        pbx_id -> Text,
+        extension_id -> Text,
+        binding_key -> Text,
+        instance_id -> Nullable<Text>,
+        contact -> Text,
+        transport -> Text,
+        source_ip -> Text,
+        source_port -> Integer,
+        user_agent -> Nullable<Text>,
+        device_type -> Text,
+        manufacturer -> Nullable<Text>,
+        model -> Nullable<Text>,
+        mac_address -> Nullable<Text>,
+        call_id -> Text,
+        cseq -> BigInt,
+        first_registered -> BigInt,
+        last_registered -> BigInt,
+        expires_at -> BigInt,
+        ended_at -> Nullable<BigInt>,
+        end_reason -> Nullable<Text>,
+        node_id -> Text,
+    }
+}
+
+diesel::joinable!(device -> extension (extension_id));

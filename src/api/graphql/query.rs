@@ -1,7 +1,7 @@
 //! Read-only queries.
 
 use super::caller;
-use super::types::{Extension, ExtensionStatsObject};
+use super::types::{Extension, ExtensionStatsObject, Phone, PhoneStatsObject};
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, PresenceStatus};
 use crate::service::ServiceError;
@@ -49,6 +49,19 @@ impl QueryRoot {
             Err(ServiceError::NotFound(_)) => Ok(None),
             Err(e) => Err(gql(e)),
         }
+    }
+
+    /// Devices of the caller's PBX: live ones and those seen in the last 30 days.
+    async fn phones(&self, ctx: &Context<'_>) -> Result<Vec<Phone>> {
+        let (services, principal) = caller(ctx)?;
+        let list = services.list_phones(principal, None).await.map_err(gql)?;
+        Ok(list.into_iter().map(Phone).collect())
+    }
+
+    /// Device counts: registered, unregistered, by type.
+    async fn phone_stats(&self, ctx: &Context<'_>) -> Result<PhoneStatsObject> {
+        let (services, principal) = caller(ctx)?;
+        Ok(services.phone_stats(principal).await.map_err(gql)?.into())
     }
 
     /// Counts by type and by status.

@@ -6,11 +6,13 @@
 //! missing changes; events already covered by that snapshot are skipped.
 
 use super::caller;
-use super::types::{Extension, ExtensionEvent, PresenceEvent};
+use super::types::{DeviceEvent, Extension, ExtensionEvent, PresenceEvent};
 use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
-use crate::events::{CauseKind, ChangeKind, Envelope, Event, PresenceCause};
+use crate::events::{
+    CauseKind, ChangeKind, DeviceChangeKind, Envelope, Event, ExtensionRef, PresenceCause,
+};
 use crate::service::{ServiceError, ServiceResult, Services};
 use async_graphql::{Context, Result, Subscription};
 use futures_util::Stream;
@@ -39,6 +41,19 @@ impl SubscriptionRoot {
         Ok(feed(services.clone(), principal.clone(), filter))
     }
 
+    /// Devices of the caller's PBX registering, unregistering, expiring or being
+    /// replaced (refreshes are not events). Needs `pbx:phones:read`.
+    async fn device_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = DeviceEvent> + use<>> {
+        let (services, principal) = caller(ctx)?;
+        principal
+            .require(Scope::PhonesRead)
+            .map_err(|e| gql(e.into()))?;
+        Ok(feed(services.clone(), principal.clone(), DeviceFilter))
+    }
+
     /// Extensions created, updated or deleted in the caller's PBX.
     async fn extension_changed(
         &self,
@@ -49,6 +64,54 @@ impl SubscriptionRoot {
             .require(Scope::ExtensionsRead)
             .map_err(|e| gql(e.into()))?;
         Ok(feed(services.clone(), principal.clone(), ExtensionFilter))
+    }
+}
+
+/// Devices registering, unregistering, expiring or being replaced.
+pub struct DeviceFilter;
+
+impl FeedKind for DeviceFilter {
+    type Item = DeviceEvent;
+    const OPENS_WITH_SNAPSHOT: bool = false;
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<DeviceEvent> {
+        match &envelope.event {
+            Event::Device(change) if change.pbx_id == principal.pbx_id => {
+                Some(DeviceEvent::from_change(change, envelope.sequence))
+            }
+            _ => None,
+        }
+    }
+
+    /// A resync re-sends every listed device: live ones as `REGISTERED`, ended ones with
+    /// the kind of their ending.
+    async fn snapshot(
+        &self,
+        services: &Services,
+        principal: &Principal,
+        _cause: CauseKind,
+        sequence: u64,
+    ) -> ServiceResult<Vec<DeviceEvent>> {
+        let now = now_ms();
+        Ok(services
+            .list_phones(principal, None)
+            .await?
+            .into_iter()
+            .map(|listing| {
+                let kind = match listing.device.end_reason {
+                    _ if listing.device.is_registered(now) => DeviceChangeKind::Registered,
+                    Some(crate::domain::EndReason::Unregistered) => DeviceChangeKind::Unregistered,
+                    Some(crate::domain::EndReason::Replaced) => DeviceChangeKind::Replaced,
+                    _ => DeviceChangeKind::Expired,
+                };
+                let extension = ExtensionRef {
+                    id: listing.device.extension_id.clone(),
+                    number: listing.extension_number,
+                    name: listing.extension_name,
+                };
+                DeviceEvent::new(kind, listing.device, &extension, now, sequence)
+            })
+            .collect())
     }
 }
 

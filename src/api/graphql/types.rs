@@ -1,12 +1,18 @@
 //! GraphQL object types: the same field names as the REST JSON.
 
-use crate::clock::rfc3339;
-use crate::domain::{ExtensionType, ExtensionView, PresenceStatus};
-use crate::events::{
-    CauseKind, ChangeKind, ExtensionChange, ExtensionRef, PresenceCause, PresenceChange,
+use super::caller;
+use crate::api::error::gql;
+use crate::clock::{now_ms, rfc3339};
+use crate::domain::{
+    Device, DeviceType, EndReason, ExtensionType, ExtensionView, PresenceStatus, SipTransport,
 };
-use crate::service::{CreatedExtension, ExtensionStats};
-use async_graphql::{ID, Object, SimpleObject};
+use crate::events::{
+    CauseKind, ChangeKind, DeviceChange, DeviceChangeKind, ExtensionChange, ExtensionRef,
+    PresenceCause, PresenceChange,
+};
+use crate::service::{CreatedExtension, ExtensionStats, PhoneStats};
+use crate::store::devices::DeviceListing;
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 /// An extension with its live state.
 pub struct Extension(pub ExtensionView);
@@ -57,6 +63,162 @@ impl Extension {
     }
     async fn updated_at(&self) -> String {
         rfc3339(self.0.extension.updated_at)
+    }
+    /// Devices of this extension: live ones and those seen in the last 30 days
+    /// (needs `pbx:phones:read`).
+    async fn devices(&self, ctx: &Context<'_>) -> Result<Vec<Phone>> {
+        let (services, principal) = caller(ctx)?;
+        let list = services
+            .list_phones(principal, Some(&self.0.extension.id))
+            .await
+            .map_err(gql)?;
+        Ok(list.into_iter().map(Phone).collect())
+    }
+}
+
+/// A device that registered: a desk phone, softphone, browser or mobile app.
+pub struct Phone(pub DeviceListing);
+
+#[Object(name = "Device")]
+impl Phone {
+    async fn id(&self) -> ID {
+        ID(self.0.device.id.clone())
+    }
+    async fn extension_number(&self) -> &str {
+        &self.0.extension_number
+    }
+    async fn extension_name(&self) -> &str {
+        &self.0.extension_name
+    }
+    async fn device_type(&self) -> DeviceType {
+        self.0.device.info.device_type
+    }
+    async fn manufacturer(&self) -> Option<&str> {
+        self.0.device.info.manufacturer.as_deref()
+    }
+    async fn model(&self) -> Option<&str> {
+        self.0.device.info.model.as_deref()
+    }
+    async fn mac_address(&self) -> Option<&str> {
+        self.0.device.info.mac_address.as_deref()
+    }
+    /// The address its registration came from.
+    async fn ip_address(&self) -> &str {
+        &self.0.device.source_ip
+    }
+    async fn port(&self) -> u16 {
+        self.0.device.source_port
+    }
+    async fn registered(&self) -> bool {
+        self.0.device.is_registered(now_ms())
+    }
+    async fn first_registered(&self) -> String {
+        rfc3339(self.0.device.first_registered)
+    }
+    async fn last_registered(&self) -> String {
+        rfc3339(self.0.device.last_registered)
+    }
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.device.user_agent.as_deref()
+    }
+    async fn transport(&self) -> SipTransport {
+        self.0.device.transport
+    }
+    async fn contact(&self) -> &str {
+        &self.0.device.contact
+    }
+    async fn instance_id(&self) -> Option<&str> {
+        self.0.device.instance_id.as_deref()
+    }
+    async fn expires_at(&self) -> String {
+        let d = &self.0.device;
+        rfc3339(
+            d.ended_at
+                .map_or(d.expires_at, |ended| ended.min(d.expires_at)),
+        )
+    }
+    /// Why the binding ended, once it has.
+    async fn end_reason(&self) -> Option<EndReason> {
+        self.0.device.end_reason
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DeviceTypeCounts {
+    pub hardware: u32,
+    pub softphone: u32,
+    pub webrtc: u32,
+    pub mobile: u32,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "PhoneStats")]
+pub struct PhoneStatsObject {
+    pub total_phones: u32,
+    pub registered: u32,
+    pub unregistered: u32,
+    pub by_type: DeviceTypeCounts,
+}
+
+impl From<PhoneStats> for PhoneStatsObject {
+    fn from(s: PhoneStats) -> Self {
+        let n = |k: DeviceType| {
+            s.by_type
+                .iter()
+                .find(|(t, _)| *t == k)
+                .map_or(0, |(_, n)| *n)
+        };
+        Self {
+            total_phones: s.total,
+            registered: s.registered,
+            unregistered: s.unregistered,
+            by_type: DeviceTypeCounts {
+                hardware: n(DeviceType::Hardware),
+                softphone: n(DeviceType::Softphone),
+                webrtc: n(DeviceType::Webrtc),
+                mobile: n(DeviceType::Mobile),
+            },
+        }
+    }
+}
+
+/// A device registered, unregistered, expired or was replaced.
+#[derive(SimpleObject)]
+pub struct DeviceEvent {
+    pub kind: DeviceChangeKind,
+    pub device: Phone,
+    pub at: String,
+    pub sequence: u64,
+}
+
+impl DeviceEvent {
+    pub fn new(
+        kind: DeviceChangeKind,
+        device: Device,
+        extension: &ExtensionRef,
+        at: i64,
+        sequence: u64,
+    ) -> Self {
+        Self {
+            kind,
+            device: Phone(DeviceListing {
+                device,
+                extension_number: extension.number.clone(),
+                extension_name: extension.name.clone(),
+            }),
+            at: rfc3339(at),
+            sequence,
+        }
+    }
+
+    pub fn from_change(change: &DeviceChange, sequence: u64) -> Self {
+        Self::new(
+            change.kind,
+            change.device.clone(),
+            &change.extension,
+            change.at,
+            sequence,
+        )
     }
 }
 

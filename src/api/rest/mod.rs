@@ -2,6 +2,7 @@
 //! functions GraphQL uses.
 
 mod extensions;
+mod phones;
 
 use super::AppState;
 use axum::Router;
@@ -10,4 +11,5 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(super::auth_routes())
         .merge(extensions::routes())
+        .merge(phones::routes())
 }

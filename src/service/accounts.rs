@@ -1,0 +1,114 @@
+//! What the SIP side needs on every request, cached: the account behind a SIP username
+//! (with its digest HA1s) and the PBX a SIP domain belongs to. Service functions that
+//! change an extension invalidate its entry; PBX lookups expire after a few seconds
+//! (PBXes are created by the CLI, in another process).
+
+use super::{ServiceResult, Services};
+use crate::domain::ExtensionType;
+use crate::store::pbx::Pbx;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::time::{Duration, Instant};
+
+const PBX_TTL: Duration = Duration::from_secs(5);
+
+/// An extension as SIP authentication and routing see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipAccount {
+    pub extension_id: String,
+    pub pbx_id: String,
+    pub number: String,
+    pub name: String,
+    pub kind: ExtensionType,
+    pub sip_username: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+#[derive(Default)]
+pub struct AccountCache {
+    by_user: RwLock<HashMap<String, Arc<SipAccount>>>,
+    by_domain: RwLock<HashMap<String, (Instant, Arc<Pbx>)>>,
+}
+
+impl AccountCache {
+    /// Drops the cached account of an extension (after any change to it).
+    pub fn invalidate(&self, extension_id: &str) {
+        self.by_user
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, a| a.extension_id != extension_id);
+    }
+}
+
+impl Services {
+    /// The account a SIP username belongs to (any PBX: usernames are globally unique).
+    pub async fn sip_account(&self, username: &str) -> ServiceResult<Option<Arc<SipAccount>>> {
+        if let Some(hit) = self
+            .accounts
+            .by_user
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(username)
+        {
+            return Ok(Some(hit.clone()));
+        }
+        let Some(secrets) = self.store.sip_secrets(username).await? else {
+            return Ok(None);
+        };
+        let ext = secrets.extension;
+        let account = Arc::new(SipAccount {
+            extension_id: ext.id,
+            pbx_id: ext.pbx_id,
+            number: ext.number,
+            name: ext.name,
+            kind: ext.kind,
+            sip_username: ext.sip_username,
+            ha1_md5: secrets.ha1_md5,
+            ha1_sha256: secrets.ha1_sha256,
+        });
+        self.accounts
+            .by_user
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(username.to_owned(), account.clone());
+        Ok(Some(account))
+    }
+
+    /// The PBX whose SIP domain is `host`, else the default PBX (phones pointed at an IP
+    /// address land there). `None` only when no PBX exists at all.
+    pub async fn pbx_for_domain(&self, host: &str) -> ServiceResult<Option<Arc<Pbx>>> {
+        let host = host.to_ascii_lowercase();
+        let now = Instant::now();
+        if let Some((at, pbx)) = self
+            .accounts
+            .by_domain
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&host)
+            && now.duration_since(*at) < PBX_TTL
+        {
+            return Ok(Some(pbx.clone()));
+        }
+        let all = self.store.list_pbx().await?;
+        let found = all
+            .iter()
+            .find(|p| p.sip_domain == host)
+            .or_else(|| all.iter().find(|p| p.name == "default"))
+            .or_else(|| all.first())
+            .cloned()
+            .map(Arc::new);
+        if let Some(pbx) = &found {
+            let mut cache = self
+                .accounts
+                .by_domain
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(host, (now, pbx.clone()));
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,570 @@
+//! Registrations: the in-memory binding index that serves lookups, the batched device
+//! writer, and the use cases REGISTER, expiry and the phone listings run on.
+//!
+//! Order of work for every change: compute the new bindings under the extension's lock,
+//! store them (group-committed with other registrations), then update the index and
+//! live state, then publish events. Subscribers never hear of a binding that is not
+//! stored.
+
+use super::accounts::SipAccount;
+use super::{ServiceResult, Services};
+use crate::auth::{Principal, Scope};
+use crate::clock::now_ms;
+use crate::domain::{Device, DeviceType, EndReason, SipTransport, classify, derive_status};
+use crate::events::{
+    CauseKind, DeviceChange, DeviceChangeKind, Event, ExtensionRef, PresenceCause, PresenceChange,
+};
+use crate::store::devices::{DeviceListing, DeviceRow};
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// Devices stay listed this long after their binding ends.
+pub const DEVICE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// A live binding: the stored device plus the connection it came over (TCP/websocket),
+/// which requests to it reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub device: Device,
+    pub flow: Option<u64>,
+}
+
+/// Live bindings per extension id.
+#[derive(Default)]
+pub struct BindingIndex {
+    by_extension: RwLock<HashMap<String, Vec<Binding>>>,
+}
+
+impl BindingIndex {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<Binding>>> {
+        self.by_extension.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Binding>>> {
+        self.by_extension.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bindings of an extension (live or expired but not yet swept).
+    pub fn of(&self, extension_id: &str) -> Vec<Binding> {
+        self.read().get(extension_id).cloned().unwrap_or_default()
+    }
+
+    fn replace(&self, extension_id: &str, bindings: Vec<Binding>) {
+        let mut map = self.write();
+        if bindings.is_empty() {
+            map.remove(extension_id);
+        } else {
+            map.insert(extension_id.to_owned(), bindings);
+        }
+    }
+
+    pub fn remove_extension(&self, extension_id: &str) {
+        self.write().remove(extension_id);
+    }
+
+    /// Bindings held, over all extensions.
+    pub fn total(&self) -> usize {
+        self.read().values().map(Vec::len).sum()
+    }
+
+    fn with_expired(&self, now: i64) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(_, bs)| bs.iter().any(|b| b.device.expires_at <= now))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+struct WriteJob {
+    rows: Vec<DeviceRow>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Group commit for device rows: jobs queue up while a batch is being written and go
+/// out together in the next one. Bounded: when the queue is full, writers wait.
+#[derive(Clone)]
+pub struct DeviceWriter {
+    jobs: mpsc::Sender<WriteJob>,
+}
+
+const MAX_BATCH_ROWS: usize = 500;
+
+impl DeviceWriter {
+    pub fn spawn(store: Store) -> Self {
+        let (jobs, mut rx) = mpsc::channel::<WriteJob>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                let mut rows: usize = batch[0].rows.len();
+                while rows < MAX_BATCH_ROWS {
+                    match rx.try_recv() {
+                        Ok(job) => {
+                            rows += job.rows.len();
+                            batch.push(job);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let all: Vec<DeviceRow> =
+                    batch.iter().flat_map(|j| j.rows.iter().cloned()).collect();
+                match store.upsert_devices(&all).await {
+                    Ok(()) => {
+                        for job in batch {
+                            let _ = job.done.send(Ok(()));
+                        }
+                    }
+                    // One bad row (say, its extension was just deleted) must not fail
+                    // the others: retry each job on its own.
+                    Err(_) => {
+                        for job in batch {
+                            let result = store
+                                .upsert_devices(&job.rows)
+                                .await
+                                .map_err(|e| e.to_string());
+                            let _ = job.done.send(result);
+                        }
+                    }
+                }
+            }
+        });
+        Self { jobs }
+    }
+
+    pub async fn write(&self, rows: Vec<DeviceRow>) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(WriteJob { rows, done })
+            .await
+            .map_err(|_| StoreError::Unavailable("device writer stopped".into()))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e)),
+            Err(_) => Err(StoreError::Unavailable("device writer stopped".into())),
+        }
+    }
+}
+
+/// One Contact of a REGISTER, already validated by the SIP layer.
+#[derive(Debug, Clone)]
+pub struct ContactChange {
+    /// The contact URI as it will be stored and echoed.
+    pub contact: String,
+    pub instance_id: Option<String>,
+    /// Seconds; 0 removes the binding.
+    pub expires: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum RegisterAction {
+    /// No Contact: report the current bindings.
+    Fetch,
+    /// `Contact: *` with `Expires: 0`.
+    RemoveAll,
+    Apply(Vec<ContactChange>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RegisterInput {
+    pub account: Arc<SipAccount>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub transport: SipTransport,
+    pub source: SocketAddr,
+    pub flow: Option<u64>,
+    pub user_agent: Option<String>,
+    pub action: RegisterAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    /// Every live binding after the change: contact URI and seconds left.
+    Current(Vec<(String, u32)>),
+    /// RFC 3261 §10.3 step 7: same Call-ID with a CSeq not above the stored one;
+    /// nothing was changed.
+    OutOfOrder,
+}
+
+fn current(bindings: &[Binding], now: i64) -> Vec<(String, u32)> {
+    bindings
+        .iter()
+        .filter(|b| b.device.is_registered(now))
+        .map(|b| {
+            let secs = ((b.device.expires_at - now + 999) / 1000).clamp(0, i64::from(u32::MAX));
+            (b.device.contact.clone(), secs as u32)
+        })
+        .collect()
+}
+
+impl Services {
+    /// Applies a REGISTER for an authenticated account.
+    pub async fn register(&self, input: RegisterInput) -> ServiceResult<RegisterOutcome> {
+        let ext_id = input.account.extension_id.clone();
+        let _guard = self.locks.lock(&ext_id).await;
+        let now = now_ms();
+        let before = self.bindings.of(&ext_id);
+        let live_before = before
+            .iter()
+            .filter(|b| b.device.is_registered(now))
+            .count();
+        let mut after: Vec<Binding> = before
+            .iter()
+            .filter(|b| b.device.is_registered(now))
+            .cloned()
+            .collect();
+        let mut ended: Vec<(Device, DeviceChangeKind)> = Vec::new();
+        let mut written: Vec<DeviceRow> = Vec::new();
+        let mut added: Vec<Device> = Vec::new();
+
+        let stale = |b: &Binding| b.device.call_id == input.call_id && b.device.cseq >= input.cseq;
+        match &input.action {
+            RegisterAction::Fetch => return Ok(RegisterOutcome::Current(current(&after, now))),
+            RegisterAction::RemoveAll => {
+                if after.iter().any(stale) {
+                    return Ok(RegisterOutcome::OutOfOrder);
+                }
+                for b in after.drain(..) {
+                    ended.push((b.device, DeviceChangeKind::Unregistered));
+                }
+            }
+            RegisterAction::Apply(changes) => {
+                if changes.iter().any(|c| {
+                    let key = c.instance_id.as_deref().unwrap_or(&c.contact);
+                    after
+                        .iter()
+                        .any(|b| b.device.binding_key == key && stale(b))
+                }) {
+                    return Ok(RegisterOutcome::OutOfOrder);
+                }
+                for change in changes {
+                    let key = change
+                        .instance_id
+                        .clone()
+                        .unwrap_or_else(|| change.contact.clone());
+                    let position = after.iter().position(|b| b.device.binding_key == key);
+                    let expires_at = now + i64::from(change.expires) * 1000;
+                    match (position, change.expires) {
+                        (Some(i), 0) => {
+                            ended.push((after.remove(i).device, DeviceChangeKind::Unregistered))
+                        }
+                        (None, 0) => {}
+                        (Some(i), _) => {
+                            let b = &mut after[i];
+                            let d = &mut b.device;
+                            d.contact = change.contact.clone();
+                            d.transport = input.transport;
+                            d.source_ip = input.source.ip().to_string();
+                            d.source_port = input.source.port();
+                            if d.user_agent != input.user_agent {
+                                d.user_agent = input.user_agent.clone();
+                                d.info = classify(
+                                    input.user_agent.as_deref().unwrap_or(""),
+                                    input.transport.is_websocket(),
+                                );
+                            }
+                            d.call_id = input.call_id.clone();
+                            d.cseq = input.cseq;
+                            d.last_registered = now;
+                            d.expires_at = expires_at;
+                            d.node_id = self.config.node_id.clone();
+                            b.flow = input.flow;
+                            written.push(DeviceRow::from(&*d));
+                        }
+                        (None, _) => {
+                            let (id, first_registered) =
+                                match self.store.device_identity(&ext_id, &key).await? {
+                                    Some(known) => known,
+                                    None => (crate::ids::resource_id("dev"), now),
+                                };
+                            let ua = input.user_agent.as_deref().unwrap_or("");
+                            let device = Device {
+                                id,
+                                pbx_id: input.account.pbx_id.clone(),
+                                extension_id: ext_id.clone(),
+                                binding_key: key,
+                                instance_id: change.instance_id.clone(),
+                                contact: change.contact.clone(),
+                                transport: input.transport,
+                                source_ip: input.source.ip().to_string(),
+                                source_port: input.source.port(),
+                                user_agent: input.user_agent.clone(),
+                                info: classify(ua, input.transport.is_websocket()),
+                                call_id: input.call_id.clone(),
+                                cseq: input.cseq,
+                                first_registered,
+                                last_registered: now,
+                                expires_at,
+                                ended_at: None,
+                                end_reason: None,
+                                node_id: self.config.node_id.clone(),
+                            };
+                            written.push(DeviceRow::from(&device));
+                            added.push(device.clone());
+                            after.push(Binding {
+                                device,
+                                flow: input.flow,
+                            });
+                        }
+                    }
+                }
+                // Over the cap, the least recently registered binding makes room: a new
+                // phone is never refused.
+                while after.len() > self.config.max_bindings {
+                    let oldest = after
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, b)| (b.device.last_registered, b.device.first_registered))
+                        .map(|(i, _)| i)
+                        .unwrap_or(0);
+                    ended.push((after.remove(oldest).device, DeviceChangeKind::Replaced));
+                }
+            }
+        }
+
+        for (device, kind) in &mut ended {
+            device.ended_at = Some(now);
+            device.end_reason = Some(match kind {
+                DeviceChangeKind::Replaced => EndReason::Replaced,
+                _ => EndReason::Unregistered,
+            });
+            written.retain(|r| r.id != device.id);
+            written.push(DeviceRow::from(&*device));
+        }
+        // A binding added and pushed out by the cap in the same request is not news.
+        added.retain(|d| !ended.iter().any(|(e, _)| e.id == d.id));
+
+        self.writer.write(written).await?;
+        let live_after = after.len();
+        self.bindings.replace(&ext_id, after.clone());
+        self.live.set_devices(&ext_id, live_after as u32);
+
+        let extension = ExtensionRef {
+            id: ext_id.clone(),
+            number: input.account.number.clone(),
+            name: input.account.name.clone(),
+        };
+        let events: Vec<(Device, DeviceChangeKind)> = added
+            .into_iter()
+            .map(|d| (d, DeviceChangeKind::Registered))
+            .chain(ended)
+            .collect();
+        self.publish_device_changes(
+            &input.account.pbx_id,
+            &extension,
+            &events,
+            live_before,
+            live_after,
+            now,
+        )
+        .await?;
+        Ok(RegisterOutcome::Current(current(&after, now)))
+    }
+
+    /// Device events, then a presence event when the extension went from no live device
+    /// to some, or back. Call with the extension's lock held.
+    async fn publish_device_changes(
+        &self,
+        pbx_id: &str,
+        extension: &ExtensionRef,
+        events: &[(Device, DeviceChangeKind)],
+        live_before: usize,
+        live_after: usize,
+        now: i64,
+    ) -> ServiceResult<()> {
+        for (device, kind) in events {
+            self.bus.publish(Event::Device(Box::new(DeviceChange {
+                pbx_id: pbx_id.to_owned(),
+                extension: extension.clone(),
+                kind: *kind,
+                device: device.clone(),
+                at: now,
+            })));
+        }
+        if (live_before == 0) == (live_after == 0) {
+            return Ok(());
+        }
+        let Some(ext) = self.store.extension_by_id(pbx_id, &extension.id).await? else {
+            return Ok(());
+        };
+        let calls = self.live.calls(&ext.id);
+        let old = derive_status(ext.manual_presence, calls, live_before as u32);
+        let new = derive_status(ext.manual_presence, calls, live_after as u32);
+        if old == new {
+            return Ok(());
+        }
+        let (device, kind) = match events.last() {
+            Some((d, k)) => (Some(d), *k),
+            None => (None, DeviceChangeKind::Registered),
+        };
+        let reason = match kind {
+            DeviceChangeKind::Registered => "registered",
+            DeviceChangeKind::Unregistered => "unregistered",
+            DeviceChangeKind::Expired => "expired",
+            DeviceChangeKind::Replaced => "replaced",
+        };
+        let label = device.map_or_else(|| "device".to_owned(), Device::label);
+        self.bus.publish(Event::Presence(PresenceChange {
+            pbx_id: pbx_id.to_owned(),
+            extension: ExtensionRef {
+                id: ext.id.clone(),
+                number: ext.number.clone(),
+                name: ext.name.clone(),
+            },
+            status: new,
+            previous_status: Some(old),
+            cause: PresenceCause {
+                kind: CauseKind::Device,
+                description: format!("{label} {reason}"),
+                reason: Some(reason.to_owned()),
+                device_id: device.map(|d| d.id.clone()),
+                call_id: None,
+            },
+            at: now,
+        }));
+        Ok(())
+    }
+
+    /// Ends bindings whose time is up. Run every second by the maintenance task.
+    pub async fn expire_bindings(&self) -> ServiceResult<usize> {
+        let mut count = 0;
+        for ext_id in self.bindings.with_expired(now_ms()) {
+            let _guard = self.locks.lock(&ext_id).await;
+            let now = now_ms();
+            let before = self.bindings.of(&ext_id);
+            let (mut gone, live): (Vec<Binding>, Vec<Binding>) = before
+                .iter()
+                .cloned()
+                .partition(|b| b.device.expires_at <= now);
+            if gone.is_empty() {
+                continue;
+            }
+            for b in &mut gone {
+                b.device.ended_at = Some(b.device.expires_at);
+                b.device.end_reason = Some(EndReason::Expired);
+            }
+            self.writer
+                .write(gone.iter().map(|b| DeviceRow::from(&b.device)).collect())
+                .await?;
+            self.bindings.replace(&ext_id, live.clone());
+            self.live.set_devices(&ext_id, live.len() as u32);
+            count += gone.len();
+            let first = &gone[0].device;
+            let Some(ext) = self.store.extension_by_id(&first.pbx_id, &ext_id).await? else {
+                continue;
+            };
+            let extension = ExtensionRef {
+                id: ext.id,
+                number: ext.number,
+                name: ext.name,
+            };
+            let events: Vec<(Device, DeviceChangeKind)> = gone
+                .into_iter()
+                .map(|b| (b.device, DeviceChangeKind::Expired))
+                .collect();
+            let pbx_id = events[0].0.pbx_id.clone();
+            self.publish_device_changes(
+                &pbx_id,
+                &extension,
+                &events,
+                before.len(),
+                live.len(),
+                now,
+            )
+            .await?;
+        }
+        Ok(count)
+    }
+
+    /// Rebuilds the binding index from the store (at start): bindings that lapsed while
+    /// the server was down are ended as expired.
+    pub async fn restore_bindings(&self) -> ServiceResult<usize> {
+        let now = now_ms();
+        self.store.end_lapsed_devices(now).await?;
+        let mut by_ext: HashMap<String, Vec<Binding>> = HashMap::new();
+        for device in self.store.live_devices(now).await? {
+            by_ext
+                .entry(device.extension_id.clone())
+                .or_default()
+                .push(Binding { device, flow: None });
+        }
+        let total = by_ext.values().map(Vec::len).sum();
+        for (ext_id, bindings) in by_ext {
+            self.live.set_devices(&ext_id, bindings.len() as u32);
+            self.bindings.replace(&ext_id, bindings);
+        }
+        Ok(total)
+    }
+
+    /// Deletes device records that ended more than 30 days ago.
+    pub async fn purge_old_devices(&self) -> ServiceResult<usize> {
+        Ok(self
+            .store
+            .purge_devices(now_ms() - DEVICE_RETENTION_MS)
+            .await?)
+    }
+
+    /// Devices of the caller's PBX (optionally of one extension): live ones and those
+    /// that ended within 30 days.
+    pub async fn list_phones(
+        &self,
+        principal: &Principal,
+        extension_id: Option<&str>,
+    ) -> ServiceResult<Vec<DeviceListing>> {
+        principal.require(Scope::PhonesRead)?;
+        Ok(self
+            .store
+            .list_devices(
+                &principal.pbx_id,
+                extension_id,
+                now_ms() - DEVICE_RETENTION_MS,
+            )
+            .await?)
+    }
+
+    pub async fn phone_stats(&self, principal: &Principal) -> ServiceResult<PhoneStats> {
+        let phones = self.list_phones(principal, None).await?;
+        let now = now_ms();
+        let registered = phones
+            .iter()
+            .filter(|p| p.device.is_registered(now))
+            .count() as u32;
+        Ok(PhoneStats {
+            total: phones.len() as u32,
+            registered,
+            unregistered: phones.len() as u32 - registered,
+            by_type: DeviceType::ALL
+                .into_iter()
+                .map(|t| {
+                    (
+                        t,
+                        phones
+                            .iter()
+                            .filter(|p| p.device.info.device_type == t)
+                            .count() as u32,
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// Live bindings of an extension, for routing calls.
+    pub fn live_bindings(&self, extension_id: &str) -> Vec<Binding> {
+        let now = now_ms();
+        self.bindings
+            .of(extension_id)
+            .into_iter()
+            .filter(|b| b.device.is_registered(now))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneStats {
+    pub total: u32,
+    pub registered: u32,
+    pub unregistered: u32,
+    pub by_type: Vec<(DeviceType, u32)>,
+}

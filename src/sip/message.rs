@@ -1,0 +1,602 @@
+//! SIP messages (RFC 3261 §7): parsing from bytes and writing back.
+//!
+//! Our own parser rather than the `rsip` crate: rsip rejects valid messages a PBX must
+//! take (IPv6 hosts, `tel:` URIs, unknown methods, folded header lines, compact header
+//! names). Everything SIP-specific stays in `src/sip/`, so a swap stays cheap.
+
+use super::uri::{Uri, UriError, is_token_byte};
+use std::fmt::{self, Write as _};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Register,
+    Options,
+    Subscribe,
+    Notify,
+    Refer,
+    Info,
+    Update,
+    Prack,
+    Message,
+    Publish,
+    Other(String),
+}
+
+impl Method {
+    /// Methods are case-sensitive (RFC 3261 §7.1).
+    pub fn parse(raw: &str) -> Option<Method> {
+        if raw.is_empty() || !raw.bytes().all(is_token_byte) {
+            return None;
+        }
+        Some(match raw {
+            "INVITE" => Self::Invite,
+            "ACK" => Self::Ack,
+            "BYE" => Self::Bye,
+            "CANCEL" => Self::Cancel,
+            "REGISTER" => Self::Register,
+            "OPTIONS" => Self::Options,
+            "SUBSCRIBE" => Self::Subscribe,
+            "NOTIFY" => Self::Notify,
+            "REFER" => Self::Refer,
+            "INFO" => Self::Info,
+            "UPDATE" => Self::Update,
+            "PRACK" => Self::Prack,
+            "MESSAGE" => Self::Message,
+            "PUBLISH" => Self::Publish,
+            other => Self::Other(other.to_owned()),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Invite => "INVITE",
+            Self::Ack => "ACK",
+            Self::Bye => "BYE",
+            Self::Cancel => "CANCEL",
+            Self::Register => "REGISTER",
+            Self::Options => "OPTIONS",
+            Self::Subscribe => "SUBSCRIBE",
+            Self::Notify => "NOTIFY",
+            Self::Refer => "REFER",
+            Self::Info => "INFO",
+            Self::Update => "UPDATE",
+            Self::Prack => "PRACK",
+            Self::Message => "MESSAGE",
+            Self::Publish => "PUBLISH",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Header names we act on; anything else is kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Name {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Contact,
+    Expires,
+    MinExpires,
+    MaxForwards,
+    ContentLength,
+    ContentType,
+    Authorization,
+    ProxyAuthorization,
+    WwwAuthenticate,
+    ProxyAuthenticate,
+    UserAgent,
+    Server,
+    Route,
+    RecordRoute,
+    Supported,
+    Require,
+    ProxyRequire,
+    Unsupported,
+    Allow,
+    Event,
+    Date,
+    Warning,
+    Other(String),
+}
+
+impl Name {
+    /// Case-insensitive, with the compact forms of RFC 3261 §7.3.3 (and RFC 3265's `o`).
+    pub fn parse(raw: &str) -> Name {
+        let known = |s: &str| raw.eq_ignore_ascii_case(s);
+        match raw.len() {
+            1 => match raw.as_bytes()[0].to_ascii_lowercase() {
+                b'v' => return Name::Via,
+                b'f' => return Name::From,
+                b't' => return Name::To,
+                b'i' => return Name::CallId,
+                b'm' => return Name::Contact,
+                b'l' => return Name::ContentLength,
+                b'c' => return Name::ContentType,
+                b'k' => return Name::Supported,
+                b'o' => return Name::Event,
+                _ => {}
+            },
+            _ => {
+                for (name, variant) in [
+                    ("Via", Name::Via),
+                    ("From", Name::From),
+                    ("To", Name::To),
+                    ("Call-ID", Name::CallId),
+                    ("CSeq", Name::CSeq),
+                    ("Contact", Name::Contact),
+                    ("Expires", Name::Expires),
+                    ("Min-Expires", Name::MinExpires),
+                    ("Max-Forwards", Name::MaxForwards),
+                    ("Content-Length", Name::ContentLength),
+                    ("Content-Type", Name::ContentType),
+                    ("Authorization", Name::Authorization),
+                    ("Proxy-Authorization", Name::ProxyAuthorization),
+                    ("WWW-Authenticate", Name::WwwAuthenticate),
+                    ("Proxy-Authenticate", Name::ProxyAuthenticate),
+                    ("User-Agent", Name::UserAgent),
+                    ("Server", Name::Server),
+                    ("Route", Name::Route),
+                    ("Record-Route", Name::RecordRoute),
+                    ("Supported", Name::Supported),
+                    ("Require", Name::Require),
+                    ("Proxy-Require", Name::ProxyRequire),
+                    ("Unsupported", Name::Unsupported),
+                    ("Allow", Name::Allow),
+                    ("Event", Name::Event),
+                    ("Date", Name::Date),
+                    ("Warning", Name::Warning),
+                ] {
+                    if known(name) {
+                        return variant;
+                    }
+                }
+            }
+        }
+        Name::Other(raw.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Name::Via => "Via",
+            Name::From => "From",
+            Name::To => "To",
+            Name::CallId => "Call-ID",
+            Name::CSeq => "CSeq",
+            Name::Contact => "Contact",
+            Name::Expires => "Expires",
+            Name::MinExpires => "Min-Expires",
+            Name::MaxForwards => "Max-Forwards",
+            Name::ContentLength => "Content-Length",
+            Name::ContentType => "Content-Type",
+            Name::Authorization => "Authorization",
+            Name::ProxyAuthorization => "Proxy-Authorization",
+            Name::WwwAuthenticate => "WWW-Authenticate",
+            Name::ProxyAuthenticate => "Proxy-Authenticate",
+            Name::UserAgent => "User-Agent",
+            Name::Server => "Server",
+            Name::Route => "Route",
+            Name::RecordRoute => "Record-Route",
+            Name::Supported => "Supported",
+            Name::Require => "Require",
+            Name::ProxyRequire => "Proxy-Require",
+            Name::Unsupported => "Unsupported",
+            Name::Allow => "Allow",
+            Name::Event => "Event",
+            Name::Date => "Date",
+            Name::Warning => "Warning",
+            Name::Other(s) => s,
+        }
+    }
+
+    /// Headers whose values are comma-separated lists (RFC 3261 §7.3.1); others, such as
+    /// `WWW-Authenticate` or `Date`, contain commas of their own.
+    fn is_list(&self) -> bool {
+        matches!(
+            self,
+            Name::Via
+                | Name::Contact
+                | Name::Route
+                | Name::RecordRoute
+                | Name::Supported
+                | Name::Require
+                | Name::ProxyRequire
+                | Name::Unsupported
+                | Name::Allow
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: Name,
+    pub value: String,
+}
+
+/// Headers in order; a name may repeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<Header>);
+
+impl Headers {
+    pub fn get(&self, name: &Name) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
+    }
+
+    /// Every value of a header, list headers split at top-level commas.
+    pub fn all<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .flat_map(move |h| {
+                if name.is_list() {
+                    super::uri::split_list(&h.value)
+                } else {
+                    vec![h.value.as_str()]
+                }
+            })
+    }
+
+    pub fn push(&mut self, name: Name, value: impl Into<String>) {
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
+    }
+
+    pub fn remove(&mut self, name: &Name) {
+        self.0.retain(|h| &h.name != name);
+    }
+
+    pub fn count(&self, name: &Name) -> usize {
+        self.0.iter().filter(|h| &h.name == name).count()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+/// Why a message could not be parsed. Parsing happens before we know who sent it, so
+/// the text is for logs and for the reason phrase of a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("no header/body separator")]
+    Incomplete,
+    #[error("bad start line")]
+    StartLine,
+    #[error("unsupported SIP version")]
+    Version,
+    #[error("bad request URI: {0}")]
+    RequestUri(UriError),
+    /// A well-formed Request-URI of a scheme we do not handle (answered with 416).
+    #[error("unsupported URI scheme")]
+    UnsupportedScheme,
+    #[error("malformed header line")]
+    HeaderLine,
+    #[error("bad Content-Length")]
+    ContentLength,
+    #[error("message not UTF-8")]
+    Encoding,
+}
+
+/// Splits a message into head and body at the first empty line. Leading CRLFs (keep-
+/// alives, §7.5) are skipped.
+fn split_head(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let start = bytes.iter().position(|b| *b != b'\r' && *b != b'\n')?;
+    let bytes = &bytes[start..];
+    let pos = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some((&bytes[..pos], &bytes[pos + 4..]))
+}
+
+/// Header lines with continuation lines folded in (§7.3.1).
+fn header_lines(head: &str) -> Result<Vec<String>, ParseError> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            let last = lines.last_mut().ok_or(ParseError::HeaderLine)?;
+            last.push(' ');
+            last.push_str(line.trim_start());
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    Ok(lines)
+}
+
+fn parse_version(v: &str) -> Result<(), ParseError> {
+    if v.eq_ignore_ascii_case("SIP/2.0") {
+        Ok(())
+    } else if v.len() > 4 && v[..4].eq_ignore_ascii_case("SIP/") {
+        Err(ParseError::Version)
+    } else {
+        Err(ParseError::StartLine)
+    }
+}
+
+impl Message {
+    /// Parses one datagram (or one framed stream message). `Content-Length`, when
+    /// present, must not exceed the body; a longer body is cut to it (§18.3).
+    pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
+        let (head, body) = split_head(bytes).ok_or(ParseError::Incomplete)?;
+        let head = std::str::from_utf8(head).map_err(|_| ParseError::Encoding)?;
+        let mut lines = header_lines(head)?.into_iter();
+        let start = lines.next().ok_or(ParseError::StartLine)?;
+        let mut headers = Headers::default();
+        for line in lines {
+            let (name, value) = line.split_once(':').ok_or(ParseError::HeaderLine)?;
+            let name = name.trim_end_matches([' ', '\t']);
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(ParseError::HeaderLine);
+            }
+            headers.push(Name::parse(name), value.trim());
+        }
+        if headers.count(&Name::ContentLength) > 1 {
+            return Err(ParseError::ContentLength);
+        }
+        let body = match headers.get(&Name::ContentLength) {
+            None => body.to_vec(),
+            Some(cl) => {
+                let len: usize = cl.trim().parse().map_err(|_| ParseError::ContentLength)?;
+                if len > body.len() {
+                    return Err(ParseError::ContentLength);
+                }
+                body[..len].to_vec()
+            }
+        };
+
+        if start.starts_with("SIP/") || start.starts_with("sip/") {
+            let mut parts = start.splitn(3, ' ');
+            let version = parts.next().unwrap_or_default();
+            parse_version(version)?;
+            let code = parts.next().ok_or(ParseError::StartLine)?;
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::StartLine);
+            }
+            let status: u16 = code.parse().map_err(|_| ParseError::StartLine)?;
+            if status < 100 {
+                return Err(ParseError::StartLine);
+            }
+            Ok(Message::Response(Response {
+                status,
+                reason: parts.next().unwrap_or_default().to_owned(),
+                headers,
+                body,
+            }))
+        } else {
+            // Method SP Request-URI SP SIP-Version, single spaces (§7.1).
+            let parts: Vec<&str> = start.split(' ').collect();
+            let [method, uri, version] = parts.as_slice() else {
+                return Err(ParseError::StartLine);
+            };
+            let method = Method::parse(method).ok_or(ParseError::StartLine)?;
+            parse_version(version)?;
+            let uri = Uri::parse(uri).map_err(|e| match e.0 {
+                super::uri::UNSUPPORTED_SCHEME => ParseError::UnsupportedScheme,
+                _ => ParseError::RequestUri(e),
+            })?;
+            // Headers have no place in a Request-URI (RFC 3261 §19.1.5).
+            if uri.headers.is_some() {
+                return Err(ParseError::RequestUri(UriError("headers in Request-URI")));
+            }
+            Ok(Message::Request(Request {
+                method,
+                uri,
+                headers,
+                body,
+            }))
+        }
+    }
+}
+
+fn write_headers(out: &mut String, headers: &Headers, body: &[u8]) {
+    for h in &headers.0 {
+        if h.name != Name::ContentLength {
+            let _ = write!(out, "{}: {}\r\n", h.name.as_str(), h.value);
+        }
+    }
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+}
+
+impl Request {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(512 + self.body.len());
+        let _ = write!(out, "{} {} SIP/2.0\r\n", self.method, self.uri);
+        write_headers(&mut out, &self.headers, &self.body);
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+impl Response {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(512 + self.body.len());
+        let _ = write!(out, "SIP/2.0 {} {}\r\n", self.status, self.reason);
+        write_headers(&mut out, &self.headers, &self.body);
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// The length of the first complete message in a stream buffer, by `Content-Length`
+/// (§18.3: mandatory on streams). `Ok(None)` means more bytes are needed. Leading CRLFs
+/// are counted into the message (they are keep-alives, dropped by the parser).
+pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    let Some(start) = buf.iter().position(|b| *b != b'\r' && *b != b'\n') else {
+        return Ok(None);
+    };
+    let Some(end) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head_end = start + end + 4;
+    let head = std::str::from_utf8(&buf[start..head_end]).map_err(|_| ParseError::Encoding)?;
+    let mut len = None;
+    for line in head.split("\r\n") {
+        if let Some((name, value)) = line.split_once(':')
+            && Name::parse(name.trim()) == Name::ContentLength
+        {
+            len = Some(
+                value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| ParseError::ContentLength)?,
+            );
+        }
+    }
+    let len = len.ok_or(ParseError::ContentLength)?;
+    let total = head_end + len;
+    Ok((buf.len() >= total).then_some(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTER: &str = "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK-1;rport\r\n\
+        From: <sip:101@127.0.0.1>;tag=1\r\n\
+        To: <sip:101@127.0.0.1>\r\n\
+        Call-ID: abc@10.0.0.1\r\n\
+        CSeq: 1 REGISTER\r\n\
+        Contact: <sip:101@10.0.0.1:5061>, <sip:101@10.0.0.2>;expires=60\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    fn request(raw: &str) -> Request {
+        match Message::parse(raw.as_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("not a request"),
+        }
+    }
+
+    #[test]
+    fn requests_parse_with_headers_in_order() {
+        let r = request(REGISTER);
+        assert_eq!(r.method, Method::Register);
+        assert_eq!(r.uri.host, "127.0.0.1");
+        assert_eq!(r.headers.get(&Name::CallId), Some("abc@10.0.0.1"));
+        let contacts: Vec<&str> = r.headers.all(&Name::Contact).collect();
+        assert_eq!(
+            contacts,
+            ["<sip:101@10.0.0.1:5061>", "<sip:101@10.0.0.2>;expires=60"]
+        );
+    }
+
+    #[test]
+    fn compact_names_folded_lines_and_leading_crlf_are_understood() {
+        let raw = "\r\n\r\nOPTIONS sip:b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK2\r\ni: x\r\n\
+                   Subject: a\r\n   b\r\n\tc\r\nl: 0\r\n\r\n";
+        let r = request(raw);
+        assert_eq!(
+            r.headers.get(&Name::Via),
+            Some("SIP/2.0/UDP h;branch=z9hG4bK2")
+        );
+        assert_eq!(r.headers.get(&Name::CallId), Some("x"));
+        assert_eq!(r.headers.get(&Name::Other("Subject".into())), Some("a b c"));
+    }
+
+    #[test]
+    fn unknown_methods_and_responses_parse() {
+        let r = request("FOO.bar sip:b SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(r.method, Method::Other("FOO.bar".into()));
+        match Message::parse(b"SIP/2.0 999 Whatever\r\nl: 0\r\n\r\n").unwrap() {
+            Message::Response(resp) => {
+                assert_eq!((resp.status, resp.reason.as_str()), (999, "Whatever"))
+            }
+            Message::Request(_) => panic!(),
+        }
+    }
+
+    #[test]
+    fn broken_messages_are_errors_not_panics() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"\r\n\r\n",
+            b"garbage",
+            b"REGISTER sip:b SIP/2.0\r\nVia: x\r\n",
+            b"REGISTER  sip:b SIP/2.0\r\n\r\n",
+            b"REGISTER sip:b SIP/7.0\r\n\r\n",
+            b"REGISTER <sip:b> SIP/2.0\r\n\r\n",
+            b"REGISTER sip:b SIP/2.0\r\nNoColon\r\n\r\n",
+            b"REGISTER sip:b SIP/2.0\r\n continuation-first\r\n\r\n",
+            b"REGISTER sip:b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+            b"REGISTER sip:b SIP/2.0\r\nContent-Length: 10\r\n\r\nshort",
+            b"SIP/2.0 20 OK\r\n\r\n",
+            b"SIP/2.0 2000 OK\r\n\r\n",
+            b"\xff\xfe REGISTER\r\n\r\n",
+        ];
+        for raw in cases {
+            assert!(
+                Message::parse(raw).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert_eq!(
+            Message::parse(b"REGISTER sip:b SIP/7.0\r\n\r\n"),
+            Err(ParseError::Version)
+        );
+    }
+
+    #[test]
+    fn content_length_cuts_a_longer_datagram_body() {
+        let r = request("MESSAGE sip:b SIP/2.0\r\nContent-Length: 5\r\n\r\nhello world");
+        assert_eq!(r.body, b"hello");
+    }
+
+    #[test]
+    fn serialisation_round_trips() {
+        let r = request(REGISTER);
+        let again = request(std::str::from_utf8(&r.to_bytes()).unwrap());
+        assert_eq!(r, again);
+    }
+
+    #[test]
+    fn stream_framing_waits_for_the_whole_message() {
+        let msg = "MESSAGE sip:b SIP/2.0\r\nContent-Length: 5\r\n\r\nhello";
+        let full = format!("\r\n\r\n{msg}{msg}");
+        let first = stream_frame_len(full.as_bytes()).unwrap().unwrap();
+        assert_eq!(first, 4 + msg.len());
+        assert_eq!(
+            stream_frame_len(&full.as_bytes()[..first - 1]).unwrap(),
+            None
+        );
+        assert!(
+            stream_frame_len(b"MESSAGE sip:b SIP/2.0\r\n\r\n").is_err(),
+            "no Content-Length on a stream"
+        );
+        assert_eq!(stream_frame_len(b"\r\n\r\n").unwrap(), None);
+    }
+}

@@ -1,0 +1,457 @@
+//! SIP: transports, message parsing, server transactions, digest authentication and
+//! the registrar. Only this module knows SIP syntax; the rest of the program sees
+//! service calls.
+
+mod auth;
+mod guard;
+mod headers;
+pub mod message;
+mod registrar;
+mod transaction;
+pub mod transport;
+pub mod uri;
+pub mod ws;
+
+pub use auth::NONCE_LIFETIME_SECS;
+pub use registrar::MIN_EXPIRES;
+
+use crate::domain::SipTransport;
+use crate::service::Services;
+use headers::Via;
+use message::{Message, Method, Name, ParseError, Request, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use transaction::{Seen, ServerTransactions, TxKey};
+use transport::{Flows, Origin, Sink};
+use uri::NameAddr;
+
+pub const SERVER: &str = concat!("Switchboard/", env!("CARGO_PKG_VERSION"));
+const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+
+/// The mandatory headers of a request, parsed once (RFC 3261 §8.1.1).
+pub struct RequestCtx {
+    pub vias: Vec<Via>,
+    pub from: NameAddr,
+    pub to: NameAddr,
+    pub call_id: String,
+    pub cseq: u32,
+    pub cseq_method: Method,
+}
+
+impl RequestCtx {
+    fn parse(req: &Request) -> Result<RequestCtx, &'static str> {
+        let vias: Vec<Via> = req
+            .headers
+            .all(&Name::Via)
+            .map(Via::parse)
+            .collect::<Option<_>>()
+            .ok_or("Bad Via")?;
+        if vias.is_empty() {
+            return Err("Missing Via");
+        }
+        let one = |name: &Name, missing: &'static str| -> Result<String, &'static str> {
+            match req.headers.count(name) {
+                0 => Err(missing),
+                1 => Ok(req.headers.get(name).unwrap_or_default().to_owned()),
+                _ => Err("Duplicate header"),
+            }
+        };
+        let from = NameAddr::parse(&one(&Name::From, "Missing From")?).map_err(|_| "Bad From")?;
+        let to = NameAddr::parse(&one(&Name::To, "Missing To")?).map_err(|_| "Bad To")?;
+        let call_id = one(&Name::CallId, "Missing Call-ID")?;
+        if call_id.is_empty() || call_id.contains(char::is_whitespace) {
+            return Err("Bad Call-ID");
+        }
+        let (cseq, cseq_method) =
+            headers::parse_cseq(&one(&Name::CSeq, "Missing CSeq")?).ok_or("Bad CSeq")?;
+        if cseq_method != req.method {
+            return Err("CSeq method does not match");
+        }
+        if req.headers.count(&Name::MaxForwards) > 1 {
+            return Err("Duplicate header");
+        }
+        if let Some(mf) = req.headers.get(&Name::MaxForwards)
+            && mf.parse::<u8>().is_err()
+        {
+            return Err("Bad Max-Forwards");
+        }
+        Ok(RequestCtx {
+            vias,
+            from,
+            to,
+            call_id,
+            cseq,
+            cseq_method,
+        })
+    }
+}
+
+/// SIP settings.
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    /// UDP and TCP listen address (the same port).
+    pub addr: SocketAddr,
+    /// Digest algorithms offered, most preferred first.
+    pub digest: Vec<crate::auth::digest::Algorithm>,
+    /// Shortest registration accepted (seconds); shorter ones get 423.
+    pub min_expires: u32,
+    /// Seconds a digest nonce stays fresh.
+    pub nonce_ttl: u64,
+}
+
+/// Parses `MD5,SHA-256` (order of preference).
+pub fn parse_digest_list(raw: &str) -> Result<Vec<crate::auth::digest::Algorithm>, String> {
+    let list: Vec<_> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            auth::algorithm_of(Some(s)).ok_or_else(|| format!("unknown digest algorithm {s:?}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if list.is_empty() {
+        return Err("at least one digest algorithm is needed".into());
+    }
+    Ok(list)
+}
+
+/// The SIP side of the server: one per process, shared by every transport task.
+pub struct SipCore {
+    services: Arc<Services>,
+    config: SipConfig,
+    udp: Arc<tokio::net::UdpSocket>,
+    flows: Arc<Flows>,
+    transactions: ServerTransactions,
+    nonces: auth::NonceBook,
+    guard: guard::Guard,
+}
+
+/// Addresses the SIP listeners are bound to.
+pub struct SipListeners {
+    pub core: Arc<SipCore>,
+    pub addr: SocketAddr,
+}
+
+/// Binds UDP and TCP on `addr` (the same port; with port 0, one that is free for both)
+/// and serves until `shutdown`.
+pub async fn start(
+    services: Arc<Services>,
+    config: SipConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<SipListeners> {
+    let addr = config.addr;
+    let mut attempts = 0;
+    let (udp, tcp) = loop {
+        let udp = transport::bind_udp(addr)?;
+        let bound = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(tcp) => break (udp, tcp),
+            Err(e) if addr.port() == 0 && attempts < 20 => {
+                attempts += 1;
+                tracing::debug!(error = %e, "TCP port taken; trying another");
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot listen for SIP over TCP on {bound}: {e}"
+                ));
+            }
+        }
+    };
+    let bound = udp.local_addr()?;
+    let core = Arc::new(SipCore {
+        services,
+        config: config.clone(),
+        udp: Arc::new(udp),
+        flows: Arc::new(Flows::default()),
+        transactions: ServerTransactions::default(),
+        nonces: auth::NonceBook::new(rand::random(), config.nonce_ttl),
+        guard: guard::Guard::default(),
+    });
+    for _ in 0..2 {
+        tokio::spawn(transport::run_udp(
+            core.udp.clone(),
+            core.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(transport::run_tcp(
+        tcp,
+        core.flows.clone(),
+        core.clone(),
+        shutdown.clone(),
+    ));
+    let housekeeping = core.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    housekeeping.transactions.sweep();
+                    housekeeping.guard.prune();
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    });
+    tracing::info!(sip.addr = %bound, "SIP listening on UDP and TCP");
+    Ok(SipListeners { core, addr: bound })
+}
+
+impl Sink for SipCore {
+    fn deliver(self: &Arc<Self>, bytes: Vec<u8>, origin: Origin) {
+        let core = self.clone();
+        tokio::spawn(async move { core.handle(&bytes, origin).await });
+    }
+}
+
+/// Raw `Name: value` lines of a message that did not parse, to answer it with a 400.
+fn raw_headers(bytes: &[u8]) -> Vec<(Name, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (Name::parse(n.trim()), v.trim().to_owned()))
+        .filter(|(n, _)| {
+            matches!(
+                n,
+                Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq
+            )
+        })
+        .collect()
+}
+
+fn random_tag() -> String {
+    crate::ids::lower_alnum(10)
+}
+
+impl SipCore {
+    /// Handles one message from the network. Never panics on input: anything that does
+    /// not parse gets a 400 when it names a Via to answer to, else is dropped.
+    pub async fn handle(&self, bytes: &[u8], origin: Origin) {
+        if self.guard.is_banned(origin.remote.ip()) {
+            return;
+        }
+        let req = match Message::parse(bytes) {
+            Ok(Message::Request(req)) => req,
+            // We send no requests yet, so no response is ours to match.
+            Ok(Message::Response(_)) => return,
+            Err(e) => return self.reject_unparsable(bytes, e, origin).await,
+        };
+        if let Some(ua) = req.headers.get(&Name::UserAgent)
+            && guard::is_scanner(ua)
+        {
+            tracing::debug!(sip.remote = %origin.remote, "scanner dropped");
+            return;
+        }
+        let ctx = match RequestCtx::parse(&req) {
+            Ok(ctx) => ctx,
+            Err(reason) => {
+                // Without a usable Via there is nowhere to send an answer.
+                if let Some(top) = req.headers.get(&Name::Via).and_then(Via::parse)
+                    && req.method != Method::Ack
+                {
+                    let resp = self.bare_response(&req, &top, origin, 400, reason);
+                    self.send(origin, resp.to_bytes().into());
+                }
+                return;
+            }
+        };
+        let key = self.transactions.key(&req, &ctx.vias[0]);
+        if req.method == Method::Ack {
+            // ACK to one of our final responses ends that (INVITE) transaction; we have
+            // none yet, so there is nothing to do.
+            return;
+        }
+        match self.transactions.receive(key) {
+            Seen::New => {}
+            Seen::Again(Some(bytes)) => return self.send(origin, bytes),
+            Seen::Again(None) => return,
+        }
+        let response = self.dispatch(&req, &ctx, origin).await;
+        self.finish(key, origin, response);
+    }
+
+    async fn dispatch(&self, req: &Request, ctx: &RequestCtx, origin: Origin) -> Response {
+        if let Some(unsupported) = unsupported_requirements(req) {
+            let mut resp = self.response(req, ctx, origin, 420, "Bad Extension");
+            resp.headers.push(Name::Unsupported, unsupported);
+            return resp;
+        }
+        match &req.method {
+            Method::Register => self.register(req, ctx, origin).await,
+            Method::Options => {
+                let mut resp = self.response(req, ctx, origin, 200, "OK");
+                resp.headers.push(Name::Allow, ALLOW);
+                resp.headers
+                    .push(Name::Other("Accept".into()), "application/sdp");
+                resp
+            }
+            Method::Cancel => {
+                self.response(req, ctx, origin, 481, "Call/Transaction Does Not Exist")
+            }
+            Method::Other(_) => {
+                let mut resp = self.response(req, ctx, origin, 501, "Not Implemented");
+                resp.headers.push(Name::Allow, ALLOW);
+                resp
+            }
+            _ => {
+                let mut resp = self.response(req, ctx, origin, 405, "Method Not Allowed");
+                resp.headers.push(Name::Allow, ALLOW);
+                resp
+            }
+        }
+    }
+
+    fn finish(&self, key: TxKey, origin: Origin, response: Response) {
+        let bytes: Arc<[u8]> = response.to_bytes().into();
+        if response.status >= 200 {
+            self.transactions
+                .complete(key, bytes.clone(), origin.transport.is_reliable());
+        } else {
+            self.transactions.provisional(key, bytes.clone());
+        }
+        self.send(origin, bytes);
+    }
+
+    /// Sends to where a request came from: over its connection for streams; for UDP to
+    /// the source address and port, whatever the Via says (phones behind NAT).
+    fn send(&self, origin: Origin, bytes: Arc<[u8]>) {
+        match (origin.transport, origin.flow) {
+            (SipTransport::Udp, _) => {
+                if let Err(e) = self.udp.try_send_to(&bytes, origin.remote) {
+                    tracing::debug!(error = %e, sip.remote = %origin.remote, "udp send");
+                }
+            }
+            (_, Some(flow)) => {
+                self.flows.send(flow, bytes);
+            }
+            (_, None) => tracing::debug!(sip.remote = %origin.remote, "no connection to answer on"),
+        }
+    }
+
+    async fn reject_unparsable(&self, bytes: &[u8], error: ParseError, origin: Origin) {
+        let headers = raw_headers(bytes);
+        let Some(top) = headers
+            .iter()
+            .find(|(n, _)| *n == Name::Via)
+            .and_then(|(_, v)| uri::split_list(v).first().and_then(|v| Via::parse(v)))
+        else {
+            tracing::debug!(error = %error, sip.remote = %origin.remote, "unparsable message dropped");
+            return;
+        };
+        let text = String::from_utf8_lossy(bytes);
+        if text.trim_start().starts_with("SIP/") || text.trim_start().starts_with("ACK ") {
+            return; // never answer a response or an ACK
+        }
+        let (status, reason) = match error {
+            ParseError::Version => (505, "Version Not Supported".to_owned()),
+            ParseError::UnsupportedScheme => (416, "Unsupported URI Scheme".to_owned()),
+            other => (400, format!("Bad Request ({other})")),
+        };
+        let mut resp = Response {
+            status,
+            reason,
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let mut top = top;
+        top.stamp_source(origin.remote);
+        resp.headers.push(Name::Via, top.to_string());
+        for (name, value) in headers.into_iter().filter(|(n, _)| *n != Name::Via) {
+            if name == Name::To && !value.contains("tag=") {
+                resp.headers
+                    .push(name, format!("{value};tag={}", random_tag()));
+            } else {
+                resp.headers.push(name, value);
+            }
+        }
+        resp.headers.push(Name::Server, SERVER);
+        self.send(origin, resp.to_bytes().into());
+    }
+
+    /// A response for a request whose headers did not all parse: echoes what is there.
+    fn bare_response(
+        &self,
+        req: &Request,
+        top: &Via,
+        origin: Origin,
+        status: u16,
+        reason: &str,
+    ) -> Response {
+        let mut resp = Response {
+            status,
+            reason: reason.to_owned(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let mut top = top.clone();
+        top.stamp_source(origin.remote);
+        resp.headers.push(Name::Via, top.to_string());
+        for name in [Name::From, Name::To, Name::CallId, Name::CSeq] {
+            if let Some(v) = req.headers.get(&name) {
+                resp.headers.push(name, v);
+            }
+        }
+        resp.headers.push(Name::Server, SERVER);
+        resp
+    }
+
+    /// A response to `req`: Vias (the top one stamped with `received`/`rport`), From,
+    /// To (tagged on final responses), Call-ID and CSeq copied (RFC 3261 §8.2.6).
+    pub fn response(
+        &self,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        status: u16,
+        reason: &str,
+    ) -> Response {
+        let mut headers = message::Headers::default();
+        for (i, via) in ctx.vias.iter().enumerate() {
+            if i == 0 {
+                let mut top = via.clone();
+                top.stamp_source(origin.remote);
+                headers.push(Name::Via, top.to_string());
+            } else {
+                headers.push(Name::Via, via.to_string());
+            }
+        }
+        headers.push(Name::From, req.headers.get(&Name::From).unwrap_or_default());
+        let to = req.headers.get(&Name::To).unwrap_or_default();
+        if status > 100 && ctx.to.tag().is_none() {
+            headers.push(Name::To, format!("{to};tag={}", random_tag()));
+        } else {
+            headers.push(Name::To, to);
+        }
+        headers.push(Name::CallId, ctx.call_id.clone());
+        headers.push(Name::CSeq, format!("{} {}", ctx.cseq, ctx.cseq_method));
+        headers.push(Name::Server, SERVER);
+        Response {
+            status,
+            reason: reason.to_owned(),
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    /// Connections open right now (TCP and websocket).
+    pub fn open_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Server transactions remembered right now.
+    pub fn transaction_count(&self) -> usize {
+        self.transactions.len()
+    }
+}
+
+/// Option tags in `Require` we do not support (RFC 3261 §8.2.2.3); CANCEL and ACK are
+/// exempt.
+fn unsupported_requirements(req: &Request) -> Option<String> {
+    if matches!(req.method, Method::Cancel | Method::Ack) {
+        return None;
+    }
+    let tags: Vec<&str> = req.headers.all(&Name::Require).collect();
+    (!tags.is_empty()).then(|| tags.join(", "))
+}

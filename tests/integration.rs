@@ -7,4 +7,5 @@ mod auth_and_tenants;
 mod cli_and_health;
 mod extensions_rest;
 mod graphql_api;
+mod registrar;
 mod subscriptions;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod sip;
 pub mod ws;
 
 use reqwest::{Method, RequestBuilder, StatusCode};

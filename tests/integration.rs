@@ -8,4 +8,5 @@ mod cli_and_health;
 mod extensions_rest;
 mod graphql_api;
 mod registrar;
+mod sip_edges;
 mod subscriptions;

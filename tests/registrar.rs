@@ -66,9 +66,15 @@ async fn sipp_registers_over_udp_and_presence_and_devices_follow(backend: Backen
     let alice = app.account("101", "Alice").await;
     let mut ws = watch(&app, "101").await;
 
-    let run = Sipp::new(&app, "register.xml").user(&alice, "101", &["300", "101-desk"]).run().await;
+    let run = Sipp::new(&app, "register.xml")
+        .user(&alice, "101", &["300", "101-desk"])
+        .run()
+        .await;
     run.assert_ok();
-    assert!(run.messages.contains("algorithm=SHA-256"), "both algorithms are offered");
+    assert!(
+        run.messages.contains("algorithm=SHA-256"),
+        "both algorithms are offered"
+    );
 
     let (presence, device) = presence_and_device(&mut ws).await;
     assert_eq!(presence["status"], "AVAILABLE");
@@ -81,7 +87,10 @@ async fn sipp_registers_over_udp_and_presence_and_devices_follow(backend: Backen
     assert_eq!(presence["cause"]["deviceId"], device["device"]["id"]);
 
     let ext = extension(&app, &alice.id).await;
-    assert_eq!((ext["status"].as_str(), ext["registeredDevices"].as_u64()), (Some("available"), Some(1)));
+    assert_eq!(
+        (ext["status"].as_str(), ext["registeredDevices"].as_u64()),
+        (Some("available"), Some(1))
+    );
     let list = phones(&app).await;
     assert_eq!(list.len(), 1);
     let p = &list[0];
@@ -95,8 +104,21 @@ async fn sipp_registers_over_udp_and_presence_and_devices_follow(backend: Backen
     let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["id", "extensionNumber", "extensionName", "deviceType", "manufacturer", "model", "macAddress",
-         "ipAddress", "registered", "lastRegistered", "userAgent", "transport", "expiresAt"]
+        [
+            "id",
+            "extensionNumber",
+            "extensionName",
+            "deviceType",
+            "manufacturer",
+            "model",
+            "macAddress",
+            "ipAddress",
+            "registered",
+            "lastRegistered",
+            "userAgent",
+            "transport",
+            "expiresAt"
+        ]
     );
     let (_, stats) = app.get("/v1/pbx/phones/stats").await;
     assert_eq!(
@@ -109,10 +131,18 @@ async fn sipp_registers_over_udp_and_presence_and_devices_follow(backend: Backen
         .await;
     assert_eq!(gql["data"]["extension"]["registeredDevices"], 1);
     assert_eq!(gql["data"]["extension"]["devices"][0]["registered"], true);
-    assert!(gql["data"]["extension"]["devices"][0]["contact"].as_str().unwrap().starts_with("sip:101-desk@127.0.0.1:"));
+    assert!(
+        gql["data"]["extension"]["devices"][0]["contact"]
+            .as_str()
+            .unwrap()
+            .starts_with("sip:101-desk@127.0.0.1:")
+    );
 
     // The user part of the AOR may also be the SIP username.
-    let run = Sipp::new(&app, "register.xml").user(&alice, &alice.username, &["300", "101-soft"]).run().await;
+    let run = Sipp::new(&app, "register.xml")
+        .user(&alice, &alice.username, &["300", "101-soft"])
+        .run()
+        .await;
     run.assert_ok();
     assert_eq!(next_device(&mut ws).await["kind"], "REGISTERED");
     assert_eq!(extension(&app, &alice.id).await["registeredDevices"], 2);
@@ -123,15 +153,33 @@ async fn sipp_registers_over_tcp_and_unregisters_with_a_wildcard(backend: Backen
     let bob = app.account("102", "Bob").await;
     let mut ws = watch(&app, "102").await;
     let port = crate::common::sip::free_port();
-    Sipp::new(&app, "register.xml").tcp().port(port).user(&bob, "102", &["300", "102-a"]).run().await.assert_ok();
+    Sipp::new(&app, "register.xml")
+        .tcp()
+        .port(port)
+        .user(&bob, "102", &["300", "102-a"])
+        .run()
+        .await
+        .assert_ok();
     let (presence, device) = presence_and_device(&mut ws).await;
     assert_eq!(presence["status"], "AVAILABLE");
     assert_eq!(device["device"]["transport"], "TCP");
     assert_eq!(phones(&app).await[0]["transport"], "tcp");
 
-    Sipp::new(&app, "unregister_all.xml").tcp().port(port).user(&bob, "102", &["0", "102-a"]).run().await.assert_ok();
+    Sipp::new(&app, "unregister_all.xml")
+        .tcp()
+        .port(port)
+        .user(&bob, "102", &["0", "102-a"])
+        .run()
+        .await
+        .assert_ok();
     let (presence, device) = presence_and_device(&mut ws).await;
-    assert_eq!((presence["previousStatus"].as_str(), presence["status"].as_str()), (Some("AVAILABLE"), Some("OFFLINE")));
+    assert_eq!(
+        (
+            presence["previousStatus"].as_str(),
+            presence["status"].as_str()
+        ),
+        (Some("AVAILABLE"), Some("OFFLINE"))
+    );
     assert_eq!(presence["cause"]["reason"], "unregistered");
     assert_eq!(device["kind"], "UNREGISTERED");
     let list = phones(&app).await;
@@ -161,15 +209,34 @@ async fn several_devices_refresh_and_unregister_one(backend: Backend) {
 
     let before: Vec<Value> = phones(&app).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    Sipp::new(&app, "refresh.xml").port(port).user(&carol, "103", &["600", "103-desk"]).run().await.assert_ok();
+    Sipp::new(&app, "refresh.xml")
+        .port(port)
+        .user(&carol, "103", &["600", "103-desk"])
+        .run()
+        .await
+        .assert_ok();
     let after = phones(&app).await;
     assert_eq!(after.len(), 3, "a refresh does not add a device");
-    let desk = |list: &[Value]| list.iter().find(|p| p["id"] == before[0]["id"]).cloned().unwrap();
+    let desk = |list: &[Value]| {
+        list.iter()
+            .find(|p| p["id"] == before[0]["id"])
+            .cloned()
+            .unwrap()
+    };
     assert!(desk(&after)["lastRegistered"].as_str() > desk(&before)["lastRegistered"].as_str());
 
-    Sipp::new(&app, "unregister.xml").port(port).user(&carol, "103", &["0", "103-soft"]).run().await.assert_ok();
+    Sipp::new(&app, "unregister.xml")
+        .port(port)
+        .user(&carol, "103", &["0", "103-soft"])
+        .run()
+        .await
+        .assert_ok();
     assert_eq!(extension(&app, &carol.id).await["registeredDevices"], 2);
-    let registered = phones(&app).await.iter().filter(|p| p["registered"] == true).count();
+    let registered = phones(&app)
+        .await
+        .iter()
+        .filter(|p| p["registered"] == true)
+        .count();
     assert_eq!(registered, 2);
     assert_eq!(extension(&app, &carol.id).await["status"], "available");
 }
@@ -177,11 +244,18 @@ async fn several_devices_refresh_and_unregister_one(backend: Backend) {
 async fn registrations_survive_a_restart(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
     let dave = app.account("104", "Dave").await;
-    Sipp::new(&app, "register.xml").user(&dave, "104", &["600", "104-desk"]).run().await.assert_ok();
+    Sipp::new(&app, "register.xml")
+        .user(&dave, "104", &["600", "104-desk"])
+        .run()
+        .await
+        .assert_ok();
     assert_eq!(extension(&app, &dave.id).await["registeredDevices"], 1);
     app.restart().await;
     let ext = extension(&app, &dave.id).await;
-    assert_eq!((ext["registeredDevices"].as_u64(), ext["status"].as_str()), (Some(1), Some("available")));
+    assert_eq!(
+        (ext["registeredDevices"].as_u64(), ext["status"].as_str()),
+        (Some(1), Some("available"))
+    );
     assert_eq!(phones(&app).await[0]["registered"], true);
 }
 
@@ -189,7 +263,11 @@ async fn short_registrations_expire_and_the_extension_goes_offline(backend: Back
     let app = TestApp::spawn_with(backend, &["--sip-min-expires", "1"]).await;
     let erin = app.account("105", "Erin").await;
     let mut ws = watch(&app, "105").await;
-    Sipp::new(&app, "register.xml").user(&erin, "105", &["2", "105-desk"]).run().await.assert_ok();
+    Sipp::new(&app, "register.xml")
+        .user(&erin, "105", &["2", "105-desk"])
+        .run()
+        .await
+        .assert_ok();
     let (presence, _) = presence_and_device(&mut ws).await;
     assert_eq!(presence["status"], "AVAILABLE");
     // Expired within a second of its two seconds.
@@ -205,18 +283,38 @@ async fn a_wrong_password_gets_401_and_one_fail2ban_line() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let mut frank = app.account("106", "Frank").await;
     frank.password = "not-the-password".into();
-    Sipp::new(&app, "register_wrong.xml").user(&frank, "106", &["300", "106-desk"]).run().await.assert_ok();
+    Sipp::new(&app, "register_wrong.xml")
+        .user(&frank, "106", &["300", "106-desk"])
+        .run()
+        .await
+        .assert_ok();
     let log = app.server_log();
-    let line = log.lines().find(|l| l.contains("SIP authentication failed")).expect("a log line");
-    for part in ["source.ip=127.0.0.1", "source.port=", "pbx.id=pbx_", &format!("sip.user={}", frank.username), "reason=\"wrong_password\""] {
+    let line = log
+        .lines()
+        .find(|l| l.contains("SIP authentication failed"))
+        .expect("a log line");
+    for part in [
+        "source.ip=127.0.0.1",
+        "source.port=",
+        "pbx.id=pbx_",
+        &format!("sip.user={}", frank.username),
+        "reason=\"wrong_password\"",
+    ] {
         assert!(line.contains(part), "{part} in {line}");
     }
     assert!(phones(&app).await.is_empty());
 
     // An unknown user is answered exactly the same way.
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
-    let ghost = Account { id: String::new(), number: "106".into(), username: "999_nobody".into(), password: "x".into() };
-    let resp = raw.register_with_auth(&ghost, "106", "ghost-1", "<sip:106@127.0.0.1:9>", "").await;
+    let ghost = Account {
+        id: String::new(),
+        number: "106".into(),
+        username: "999_nobody".into(),
+        password: "x".into(),
+    };
+    let resp = raw
+        .register_with_auth(&ghost, "106", "ghost-1", "<sip:106@127.0.0.1:9>", "")
+        .await;
     assert_eq!(status(&resp), 401);
     assert_eq!(headers(&resp, "WWW-Authenticate").count(), 2);
     assert!(app.server_log().contains("reason=\"unknown_user\""));
@@ -226,16 +324,27 @@ async fn a_wrong_password_gets_401_and_one_fail2ban_line() {
 async fn an_expired_nonce_gets_stale_true_and_then_works() {
     let app = TestApp::spawn_with(Backend::Sqlite, &["--sip-nonce-ttl", "1"]).await;
     let gina = app.account("107", "Gina").await;
-    Sipp::new(&app, "register_stale.xml").user(&gina, "107", &["300", "107-desk"]).run().await.assert_ok();
+    Sipp::new(&app, "register_stale.xml")
+        .user(&gina, "107", &["300", "107-desk"])
+        .run()
+        .await
+        .assert_ok();
     assert_eq!(phones(&app).await.len(), 1);
-    assert!(!app.server_log().contains("SIP authentication failed"), "stale is not a failure");
+    assert!(
+        !app.server_log().contains("SIP authentication failed"),
+        "stale is not a failure"
+    );
 }
 
 #[tokio::test]
 async fn too_short_an_expiry_gets_423_with_min_expires() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let hank = app.account("108", "Hank").await;
-    Sipp::new(&app, "register_brief.xml").user(&hank, "108", &["30", "108-desk"]).run().await.assert_ok();
+    Sipp::new(&app, "register_brief.xml")
+        .user(&hank, "108", &["30", "108-desk"])
+        .run()
+        .await
+        .assert_ok();
     assert!(phones(&app).await.is_empty());
 }
 
@@ -245,18 +354,55 @@ async fn a_replayed_nonce_count_is_refused() {
     let ivy = app.account("109", "Ivy").await;
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
     let contact = format!("<sip:109@{}>", raw.local());
-    let first = raw.transact(&raw.register("109", "replay-1", &contact, "")).await;
+    let first = raw
+        .transact(&raw.register("109", "replay-1", &contact, ""))
+        .await;
     let challenge = header(&first, "WWW-Authenticate").unwrap().to_owned();
-    let auth = crate::common::sip::authorization(&challenge, &ivy.username, &ivy.password, "REGISTER", "sip:127.0.0.1", 1);
-    let ok = raw.transact(&raw.register("109", "replay-1", &contact, &format!("Authorization: {auth}\r\n"))).await;
+    let auth = crate::common::sip::authorization(
+        &challenge,
+        &ivy.username,
+        &ivy.password,
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+    );
+    let ok = raw
+        .transact(&raw.register(
+            "109",
+            "replay-1",
+            &contact,
+            &format!("Authorization: {auth}\r\n"),
+        ))
+        .await;
     assert_eq!(status(&ok), 200, "{ok}");
     // The same credentials (nonce-count 1) on a new request: a replay.
-    let replay = raw.transact(&raw.register("109", "replay-1", &contact, &format!("Authorization: {auth}\r\n"))).await;
+    let replay = raw
+        .transact(&raw.register(
+            "109",
+            "replay-1",
+            &contact,
+            &format!("Authorization: {auth}\r\n"),
+        ))
+        .await;
     assert_eq!(status(&replay), 401, "{replay}");
     assert!(app.server_log().contains("reason=\"replayed_nonce\""));
     // A higher count on the same nonce is fine.
-    let next = crate::common::sip::authorization(&challenge, &ivy.username, &ivy.password, "REGISTER", "sip:127.0.0.1", 2);
-    let ok = raw.transact(&raw.register("109", "replay-1", &contact, &format!("Authorization: {next}\r\n"))).await;
+    let next = crate::common::sip::authorization(
+        &challenge,
+        &ivy.username,
+        &ivy.password,
+        "REGISTER",
+        "sip:127.0.0.1",
+        2,
+    );
+    let ok = raw
+        .transact(&raw.register(
+            "109",
+            "replay-1",
+            &contact,
+            &format!("Authorization: {next}\r\n"),
+        ))
+        .await;
     assert_eq!(status(&ok), 200);
 }
 
@@ -266,14 +412,31 @@ async fn a_retransmitted_register_gets_the_same_answer_once_processed() {
     let jack = app.account("110", "Jack").await;
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
     let contact = format!("<sip:110@{}>", raw.local());
-    let first = raw.transact(&raw.register("110", "rtx-1", &contact, "")).await;
+    let first = raw
+        .transact(&raw.register("110", "rtx-1", &contact, ""))
+        .await;
     let challenge = header(&first, "WWW-Authenticate").unwrap().to_owned();
-    let auth = crate::common::sip::authorization(&challenge, &jack.username, &jack.password, "REGISTER", "sip:127.0.0.1", 1);
-    let request = raw.register("110", "rtx-1", &contact, &format!("Authorization: {auth}\r\n"));
+    let auth = crate::common::sip::authorization(
+        &challenge,
+        &jack.username,
+        &jack.password,
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+    );
+    let request = raw.register(
+        "110",
+        "rtx-1",
+        &contact,
+        &format!("Authorization: {auth}\r\n"),
+    );
     let a = raw.transact(&request).await;
     let b = raw.transact(&request).await;
     assert_eq!(status(&a), 200);
-    assert_eq!(a, b, "the cached response, byte for byte (not a replay failure)");
+    assert_eq!(
+        a, b,
+        "the cached response, byte for byte (not a replay failure)"
+    );
     assert!(!app.server_log().contains("SIP authentication failed"));
 }
 
@@ -282,12 +445,28 @@ async fn sha256_digest_is_accepted_when_preferred() {
     let app = TestApp::spawn_with(Backend::Sqlite, &["--sip-digest", "SHA-256,MD5"]).await;
     let kim = app.account("111", "Kim").await;
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
-    let first = raw.transact(&raw.register("111", "sha-1", "<sip:111@127.0.0.1:9>", "")).await;
+    let first = raw
+        .transact(&raw.register("111", "sha-1", "<sip:111@127.0.0.1:9>", ""))
+        .await;
     let challenges: Vec<&str> = headers(&first, "WWW-Authenticate").collect();
     assert!(challenges[0].contains("algorithm=SHA-256") && challenges[1].contains("algorithm=MD5"));
-    let auth = crate::common::sip::authorization(challenges[0], &kim.username, &kim.password, "REGISTER", "sip:127.0.0.1", 1);
+    let auth = crate::common::sip::authorization(
+        challenges[0],
+        &kim.username,
+        &kim.password,
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+    );
     assert!(auth.contains("algorithm=SHA-256"));
-    let ok = raw.transact(&raw.register("111", "sha-1", "<sip:111@127.0.0.1:9>", &format!("Authorization: {auth}\r\n"))).await;
+    let ok = raw
+        .transact(&raw.register(
+            "111",
+            "sha-1",
+            "<sip:111@127.0.0.1:9>",
+            &format!("Authorization: {auth}\r\n"),
+        ))
+        .await;
     assert_eq!(status(&ok), 200, "{ok}");
 }
 
@@ -297,7 +476,9 @@ async fn registering_someone_elses_number_is_forbidden() {
     let liam = app.account("112", "Liam").await;
     app.account("113", "Mia").await;
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
-    let resp = raw.register_with_auth(&liam, "113", "steal-1", "<sip:113@127.0.0.1:9>", "").await;
+    let resp = raw
+        .register_with_auth(&liam, "113", "steal-1", "<sip:113@127.0.0.1:9>", "")
+        .await;
     assert_eq!(status(&resp), 403, "{resp}");
     assert!(phones(&app).await.is_empty());
     assert!(app.server_log().contains("reason=\"wrong_extension\""));
@@ -309,11 +490,15 @@ async fn out_of_order_cseq_is_ignored() {
     let noa = app.account("114", "Noa").await;
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
     let contact = "<sip:114@127.0.0.1:9>";
-    let ok = raw.register_with_auth(&noa, "114", "order-1", contact, "Expires: 600\r\n").await;
+    let ok = raw
+        .register_with_auth(&noa, "114", "order-1", contact, "Expires: 600\r\n")
+        .await;
     assert_eq!(status(&ok), 200);
     // Rewind the CSeq: an older request than the binding holds.
     let old = RawSip::bind("127.0.0.1", app.sip_addr()).await;
-    let resp = old.register_with_auth(&noa, "114", "order-1", contact, "Expires: 0\r\n").await;
+    let resp = old
+        .register_with_auth(&noa, "114", "order-1", contact, "Expires: 0\r\n")
+        .await;
     assert_eq!(status(&resp), 500, "{resp}");
     assert_eq!(phones(&app).await[0]["registered"], true, "nothing changed");
 }
@@ -353,7 +538,10 @@ async fn baresip_registers_and_is_recognised() {
         .spawn()
         .expect("baresip runs (apt-get install baresip-core)");
     let phone = eventually(Duration::from_secs(10), || async {
-        phones(&app).await.into_iter().find(|p| p["registered"] == true)
+        phones(&app)
+            .await
+            .into_iter()
+            .find(|p| p["registered"] == true)
     })
     .await;
     let _ = child.kill();

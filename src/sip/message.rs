@@ -451,9 +451,10 @@ impl Response {
     }
 }
 
-/// The length of the first complete message in a stream buffer, by `Content-Length`
-/// (§18.3: mandatory on streams). `Ok(None)` means more bytes are needed. Leading CRLFs
-/// are counted into the message (they are keep-alives, dropped by the parser).
+/// The length of the first message in a stream buffer, by `Content-Length` (§18.3:
+/// mandatory on streams), once its head is complete; the buffer may not hold the whole
+/// body yet. `Ok(None)` means the head is not complete. Leading CRLFs are counted into
+/// the message (they are keep-alives, dropped by the parser).
 pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let Some(start) = buf.iter().position(|b| *b != b'\r' && *b != b'\n') else {
         return Ok(None);
@@ -477,8 +478,7 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
         }
     }
     let len = len.ok_or(ParseError::ContentLength)?;
-    let total = head_end + len;
-    Ok((buf.len() >= total).then_some(total))
+    Ok(Some(head_end + len))
 }
 
 #[cfg(test)]

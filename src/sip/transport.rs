@@ -211,11 +211,12 @@ async fn serve_tcp<S: Sink>(
                 continue;
             }
             match stream_frame_len(&buf) {
-                Ok(Some(len)) if len <= MAX_MESSAGE => {
+                Ok(Some(len)) if len > MAX_MESSAGE => break 'read,
+                Ok(Some(len)) if len <= buf.len() => {
                     let message = buf.split_to(len).to_vec();
                     sink.deliver(message, origin);
                 }
-                Ok(Some(_)) => break 'read,
+                Ok(Some(_)) => break,
                 Ok(None) if buf.len() > MAX_MESSAGE => break 'read,
                 Ok(None) => break,
                 Err(e) => {

@@ -36,8 +36,14 @@ impl Account {
         Account {
             id: ext["id"].as_str().unwrap().to_owned(),
             number: ext["number"].as_str().unwrap().to_owned(),
-            username: ext["sipCredentials"]["username"].as_str().unwrap().to_owned(),
-            password: ext["sipCredentials"]["password"].as_str().unwrap().to_owned(),
+            username: ext["sipCredentials"]["username"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            password: ext["sipCredentials"]["password"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
         }
     }
 }
@@ -48,7 +54,11 @@ impl TestApp {
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
-        self.sip.as_deref().expect("server printed its SIP address").parse().unwrap()
+        self.sip
+            .as_deref()
+            .expect("server printed its SIP address")
+            .parse()
+            .unwrap()
     }
 }
 
@@ -90,7 +100,10 @@ impl<'a> Sipp<'a> {
         let mut fields = vec![
             account.username.clone(),
             account.password.clone(),
-            format!("[authentication username={} password={}]", account.username, account.password),
+            format!(
+                "[authentication username={} password={}]",
+                account.username, account.password
+            ),
             aor.to_owned(),
         ];
         fields.extend(more.iter().map(|s| s.to_string()));
@@ -126,7 +139,10 @@ impl<'a> Sipp<'a> {
 
     /// Runs SIPp to completion in a scratch directory (it writes its logs there).
     pub async fn run(self) -> SippRun {
-        let dir = self.app.data_dir.join(format!("sipp-{}", super::random_suffix()));
+        let dir = self
+            .app
+            .data_dir
+            .join(format!("sipp-{}", super::random_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let csv = dir.join("users.csv");
         std::fs::write(&csv, format!("SEQUENTIAL\n{}\n", self.rows.join("\n"))).unwrap();
@@ -143,16 +159,27 @@ impl<'a> Sipp<'a> {
             .args(["-i", self.bind_ip])
             .args(["-p", &self.port.to_string()])
             .args(["-auth_uri", "127.0.0.1"])
-            .args(["-timeout", "30s", "-timeout_error", "-trace_msg", "-trace_err", "-nostdin"])
+            .args([
+                "-timeout",
+                "30s",
+                "-timeout_error",
+                "-trace_msg",
+                "-trace_err",
+                "-nostdin",
+            ])
             .args(["-r", "50"])
             .args(&self.extra);
-        let out = tokio::task::spawn_blocking(move || cmd.output().expect("sipp runs (apt-get install sip-tester)"))
-            .await
-            .unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            cmd.output()
+                .expect("sipp runs (apt-get install sip-tester)")
+        })
+        .await
+        .unwrap();
         let messages = read_glob(&dir, "_messages.log");
         SippRun {
             ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
             messages,
             dir,
         }
@@ -179,7 +206,14 @@ impl SippRun {
             self.ok,
             "SIPp failed:\n{}\n--- messages ---\n{}\n--- errors ---\n{}",
             self.stdout,
-            self.messages.chars().rev().take(4000).collect::<String>().chars().rev().collect::<String>(),
+            self.messages
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>(),
             read_glob(&self.dir, "_errors.log")
         );
     }
@@ -208,7 +242,10 @@ pub fn headers<'m>(msg: &'m str, name: &'m str) -> impl Iterator<Item = &'m str>
 }
 
 pub fn status(msg: &str) -> u16 {
-    msg.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    msg.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 fn challenge_param<'a>(challenge: &'a str, name: &str) -> Option<&'a str> {
@@ -222,7 +259,14 @@ fn challenge_param<'a>(challenge: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// An `Authorization` value answering `challenge` (RFC 7616, qop=auth).
-pub fn authorization(challenge: &str, user: &str, password: &str, method: &str, uri: &str, nc: u32) -> String {
+pub fn authorization(
+    challenge: &str,
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
     let realm = challenge_param(challenge, "realm").unwrap();
     let nonce = challenge_param(challenge, "nonce").unwrap();
     let (algorithm, name) = match challenge_param(challenge, "algorithm") {
@@ -253,7 +297,11 @@ pub fn authorization(challenge: &str, user: &str, password: &str, method: &str, 
 impl RawSip {
     pub async fn bind(ip: &str, server: SocketAddr) -> RawSip {
         let socket = tokio::net::UdpSocket::bind((ip, 0)).await.unwrap();
-        RawSip { socket, server, seq: Default::default() }
+        RawSip {
+            socket,
+            server,
+            seq: Default::default(),
+        }
     }
 
     pub fn local(&self) -> SocketAddr {
@@ -261,7 +309,10 @@ impl RawSip {
     }
 
     pub async fn send(&self, msg: &str) {
-        self.socket.send_to(msg.as_bytes(), self.server).await.unwrap();
+        self.socket
+            .send_to(msg.as_bytes(), self.server)
+            .await
+            .unwrap();
     }
 
     /// The next message within `limit`, or `None`.
@@ -277,7 +328,10 @@ impl RawSip {
     pub async fn transact(&self, msg: &str) -> String {
         self.send(msg).await;
         loop {
-            let resp = self.recv(Duration::from_secs(5)).await.expect("a response within 5 s");
+            let resp = self
+                .recv(Duration::from_secs(5))
+                .await
+                .expect("a response within 5 s");
             if status(&resp) >= 200 {
                 return resp;
             }
@@ -303,12 +357,33 @@ impl RawSip {
     }
 
     /// REGISTER, answer the challenge, return the final response.
-    pub async fn register_with_auth(&self, account: &Account, aor_user: &str, call_id: &str, contact: &str, extra: &str) -> String {
-        let first = self.transact(&self.register(aor_user, call_id, contact, extra)).await;
+    pub async fn register_with_auth(
+        &self,
+        account: &Account,
+        aor_user: &str,
+        call_id: &str,
+        contact: &str,
+        extra: &str,
+    ) -> String {
+        let first = self
+            .transact(&self.register(aor_user, call_id, contact, extra))
+            .await;
         assert_eq!(status(&first), 401, "{first}");
         let challenge = header(&first, "WWW-Authenticate").unwrap().to_owned();
-        let auth = authorization(&challenge, &account.username, &account.password, "REGISTER", "sip:127.0.0.1", 1);
-        let second = self.register(aor_user, call_id, contact, &format!("{extra}Authorization: {auth}\r\n"));
+        let auth = authorization(
+            &challenge,
+            &account.username,
+            &account.password,
+            "REGISTER",
+            "sip:127.0.0.1",
+            1,
+        );
+        let second = self.register(
+            aor_user,
+            call_id,
+            contact,
+            &format!("{extra}Authorization: {auth}\r\n"),
+        );
         self.transact(&second).await
     }
 }

@@ -1,0 +1,332 @@
+//! SIP robustness: RFC 4475 torture messages, malformed and oversized input, scanners,
+//! the per-IP ban, OPTIONS, TCP keep-alives and SIP over WebSocket.
+
+use crate::common::sip::{Account, RawSip, authorization, header, status};
+use crate::common::{Backend, TestApp, eventually};
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rfc4475");
+
+fn options(local: std::net::SocketAddr, ua: &str) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-opt-{n}\r\n\
+         From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-{n}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: {ua}\r\nContent-Length: 0\r\n\r\n",
+        n = crate::common::random_suffix()
+    )
+}
+
+async fn server_answers_options(app: &TestApp) -> bool {
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    raw.send(&options(raw.local(), "probe")).await;
+    matches!(raw.recv(Duration::from_secs(2)).await, Some(r) if status(&r) == 200)
+}
+
+/// Every RFC 4475 message over UDP: valid ones are never answered 400 (or 5xx), invalid
+/// ones get 4xx/505 or nothing, responses are never answered, and the server keeps
+/// serving throughout.
+#[tokio::test]
+async fn rfc4475_torture_messages_are_handled_without_error() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let index = std::fs::read_to_string(format!("{FIXTURES}/INDEX.tsv")).unwrap();
+    let mut checked = 0;
+    for line in index.lines() {
+        let mut cols = line.split('\t');
+        let (name, validity) = (cols.next().unwrap(), cols.next().unwrap());
+        // RFC 4475 lets an element be liberal with some invalid messages.
+        let liberal_allowed = line.contains("liberal");
+        let bytes = std::fs::read(format!("{FIXTURES}/{name}.sip")).unwrap();
+        let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+        raw.socket.send_to(&bytes, app.sip_addr()).await.unwrap();
+        let reply = raw.recv(Duration::from_millis(300)).await;
+        let is_response = bytes.starts_with(b"SIP/2.0");
+        match (validity, reply) {
+            (_, Some(r)) if is_response => panic!("{name}: a response was answered: {r}"),
+            // Valid messages may still be refused for what they ask (401, 416, 420, 501…),
+            // never as malformed (400) or with a server error (500).
+            ("valid", Some(r)) => {
+                let code = status(&r);
+                let bad_request_expected = line.contains("expect 400");
+                assert!(
+                    (code != 400 || bad_request_expected) && code != 500,
+                    "{name} (valid) got {code}:\n{r}"
+                );
+            }
+            ("invalid", Some(r)) if liberal_allowed => assert_ne!(status(&r), 500, "{name}:\n{r}"),
+            ("invalid", Some(r)) => {
+                let code = status(&r);
+                assert!(
+                    (400..500).contains(&code) || code == 505,
+                    "{name} (invalid) got {code}:\n{r}"
+                );
+            }
+            _ => {}
+        }
+        checked += 1;
+        assert!(
+            server_answers_options(&app).await,
+            "server stopped answering after {name}"
+        );
+    }
+    assert_eq!(checked, 49);
+    assert!(!app.server_log().contains("panicked"));
+}
+
+#[tokio::test]
+async fn specific_torture_expectations_hold() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (name, expected) in [
+        ("badvers", 505),
+        ("unkscm", 416),
+        ("novelsc", 416),
+        ("insuf", 400),
+        ("mismatch01", 400),
+        ("multi01", 400),
+        ("mcl01", 400),
+        ("ncl", 400),
+        ("clerr", 400),
+        ("scalar02", 400),
+        ("bext01", 420),
+        ("regaut01", 401),
+        ("unksm2", 400),
+        ("intmeth", 501),
+        ("esc02", 501),
+        ("zeromf", 200),
+        ("ltgtruri", 400),
+        ("lwsstart", 400),
+        ("escruri", 400),
+    ] {
+        let bytes = std::fs::read(format!("{FIXTURES}/{name}.sip")).unwrap();
+        let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+        raw.socket.send_to(&bytes, app.sip_addr()).await.unwrap();
+        let reply = raw
+            .recv(Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|| panic!("{name}: no answer"));
+        assert_eq!(status(&reply), expected, "{name}:\n{reply}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_when_a_via_is_readable_else_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    let local = raw.local();
+    let bad_cseq = format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-bad1\r\n\
+         From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: bad1\r\nCSeq: one REGISTER\r\nContent-Length: 0\r\n\r\n"
+    );
+    let r = raw.transact(&bad_cseq).await;
+    assert_eq!(status(&r), 400);
+    assert!(r.contains("Bad CSeq"));
+    assert!(
+        header(&r, "Via").unwrap().contains("received=127.0.0.1")
+            || header(&r, "Via").unwrap().contains(&local.to_string())
+    );
+
+    let bad_start = format!(
+        "REGISTER  sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-bad2\r\nCall-ID: x\r\n\r\n"
+    );
+    raw.send(&bad_start).await;
+    let r = raw
+        .recv(Duration::from_secs(2))
+        .await
+        .expect("a 400 for a readable Via");
+    assert_eq!(status(&r), 400);
+
+    for junk in [
+        "\u{0}\u{1}\u{2}garbage",
+        "INVITE\r\n\r\n",
+        "SIP/2.0 200 OK\r\n\r\n",
+    ] {
+        raw.send(junk).await;
+        assert!(
+            raw.recv(Duration::from_millis(300)).await.is_none(),
+            "{junk:?} answered"
+        );
+    }
+    assert!(server_answers_options(&app).await);
+}
+
+#[tokio::test]
+async fn scanners_are_dropped_silently_and_options_is_answered() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    raw.send(&options(raw.local(), "friendly-scanner")).await;
+    assert!(raw.recv(Duration::from_millis(500)).await.is_none());
+    let r = raw
+        .transact(&options(raw.local(), "Yealink SIP-T54W 96.86.0.70"))
+        .await;
+    assert_eq!(status(&r), 200);
+    assert!(header(&r, "Allow").unwrap().contains("REGISTER"));
+}
+
+#[tokio::test]
+async fn twenty_one_failures_ban_an_address_for_a_while_but_not_others() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let real = app.account("101", "Real").await;
+    let attacker = RawSip::bind("127.0.0.2", app.sip_addr()).await;
+    let guess = Account {
+        password: "guess".into(),
+        ..real.clone()
+    };
+    for i in 0..21 {
+        let r = attacker
+            .register_with_auth(
+                &guess,
+                "101",
+                &format!("brute-{i}"),
+                "<sip:101@127.0.0.2:9>",
+                "",
+            )
+            .await;
+        assert_eq!(status(&r), 401);
+    }
+    attacker.send(&options(attacker.local(), "probe")).await;
+    assert!(
+        attacker.recv(Duration::from_millis(500)).await.is_none(),
+        "banned address is ignored"
+    );
+    // Others keep working, including the real owner of the account.
+    let owner = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    let ok = owner
+        .register_with_auth(&real, "101", "owner-1", "<sip:101@127.0.0.1:9>", "")
+        .await;
+    assert_eq!(status(&ok), 200);
+    assert!(
+        app.server_log()
+            .contains("ignoring this address for 5 minutes")
+    );
+}
+
+#[tokio::test]
+async fn oversized_messages_are_dropped_and_tcp_keepalives_answered() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    let mut big = options(raw.local(), "probe");
+    big = big.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "X-Pad: {}\r\nContent-Length: 0\r\n\r\n",
+            "a".repeat(64 * 1024)
+        ),
+    );
+    let _ = raw.socket.send_to(big.as_bytes(), app.sip_addr()).await;
+    assert!(raw.recv(Duration::from_millis(500)).await.is_none());
+
+    let mut tcp = tokio::net::TcpStream::connect(app.sip_addr())
+        .await
+        .unwrap();
+    tcp.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(2), tcp.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"\r\n");
+    // A request over TCP is answered on the same connection.
+    let local = tcp.local_addr().unwrap();
+    let req = options(local, "probe").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status(&String::from_utf8_lossy(&buf[..n])), 200);
+    // A stream announcing more than 64 KiB is closed.
+    let huge = format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nContent-Length: {}\r\n\r\n",
+        70 * 1024
+    );
+    tcp.write_all(huge.as_bytes()).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(matches!(closed, Ok(0) | Err(_)), "connection closed");
+}
+
+#[tokio::test]
+async fn a_browser_phone_registers_over_websocket() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let web = app.account("120", "Web").await;
+    let url = format!("{}/sip", app.base.replacen("http://", "ws://", 1));
+    let mut req = url.clone().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket upgrade");
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "sip");
+
+    let register = |n: u32, extra: &str| {
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK-ws-{n}\r\n\
+             From: <sip:120@127.0.0.1>;tag=ws1\r\nTo: <sip:120@127.0.0.1>\r\nCall-ID: ws-call-1\r\n\
+             CSeq: {n} REGISTER\r\nContact: <sip:k2k3@df7jal23ls0d.invalid;transport=ws>;+sip.instance=\"<urn:uuid:0c3a5e1c-8b2c-4d4e-9c1f-2a3b4c5d6e7f>\";expires=600\r\n\
+             Max-Forwards: 70\r\nUser-Agent: JsSIP 3.10.0\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    async fn exchange(
+        ws: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        msg: String,
+    ) -> String {
+        ws.send(Message::Text(msg.into())).await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("websocket ended: {other:?}"),
+            }
+        }
+    }
+    let challenge = exchange(&mut ws, register(1, "")).await;
+    assert_eq!(status(&challenge), 401);
+    let www = header(&challenge, "WWW-Authenticate").unwrap();
+    let auth = authorization(
+        www,
+        &web.username,
+        &web.password,
+        "REGISTER",
+        "sip:127.0.0.1",
+        1,
+    );
+    let ok = exchange(&mut ws, register(2, &format!("Authorization: {auth}\r\n"))).await;
+    assert_eq!(status(&ok), 200, "{ok}");
+
+    let phone = eventually(Duration::from_secs(3), || async {
+        let (_, body) = app.get("/v1/pbx/phones").await;
+        body["phones"].as_array().and_then(|p| p.first().cloned())
+    })
+    .await;
+    assert_eq!(phone["transport"], "ws");
+    assert_eq!(phone["deviceType"], "webrtc");
+    assert_eq!(phone["manufacturer"], "JsSIP");
+    let gql = app
+        .graphql("{ phones { instanceId contact } }", serde_json::json!({}))
+        .await;
+    assert_eq!(
+        gql["data"]["phones"][0]["instanceId"],
+        "<urn:uuid:0c3a5e1c-8b2c-4d4e-9c1f-2a3b4c5d6e7f>"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_without_the_sip_subprotocol_is_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let url = format!("{}/sip", app.base.replacen("http://", "ws://", 1));
+    let err = tokio_tungstenite::connect_async(url)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("400"), "{err}");
+}

@@ -326,7 +326,6 @@ async fn a_websocket_without_the_sip_subprotocol_is_refused() {
     let url = format!("{}/sip", app.base.replacen("http://", "ws://", 1));
     let err = tokio_tungstenite::connect_async(url)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("400"), "{err}");
 }

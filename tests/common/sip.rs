@@ -127,7 +127,7 @@ impl<'a> Sipp<'a> {
         self
     }
 
-    pub fn from_ip(mut self, ip: &'static str) -> Self {
+    pub fn bind_ip(mut self, ip: &'static str) -> Self {
         self.bind_ip = ip;
         self
     }

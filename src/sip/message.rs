@@ -591,8 +591,10 @@ mod tests {
         assert_eq!(first, 4 + msg.len());
         assert_eq!(
             stream_frame_len(&full.as_bytes()[..first - 1]).unwrap(),
-            None
+            Some(first),
+            "the head is complete, the body not yet"
         );
+        assert_eq!(stream_frame_len(&full.as_bytes()[..20]).unwrap(), None);
         assert!(
             stream_frame_len(b"MESSAGE sip:b SIP/2.0\r\n\r\n").is_err(),
             "no Content-Length on a stream"

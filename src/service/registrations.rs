@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Devices stay listed this long after their binding ends.
 pub const DEVICE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -28,7 +28,8 @@ pub const DEVICE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
 /// which requests to it reuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
-    pub device: Device,
+    /// Shared: the index hands out copies of an extension's bindings on every REGISTER.
+    pub device: Arc<Device>,
     pub flow: Option<u64>,
 }
 
@@ -79,71 +80,102 @@ impl BindingIndex {
     }
 }
 
-struct WriteJob {
-    rows: Vec<DeviceRow>,
-    done: oneshot::Sender<Result<(), String>>,
+#[derive(Default)]
+struct Pending {
+    /// The latest row per device id: a device refreshed twenty times while a batch was
+    /// being written is written once.
+    rows: HashMap<String, DeviceRow>,
+    waiters: Vec<oneshot::Sender<Result<(), String>>>,
 }
 
-/// Group commit for device rows: jobs queue up while a batch is being written and go
-/// out together in the next one. Bounded: when the queue is full, writers wait.
+/// Group commit for device rows. Rows queue up (coalesced per device) while a batch is
+/// being written and go out together in the next one. `write` waits for its batch to
+/// commit; `write_behind` does not (refreshes: the binding already exists in the store,
+/// only its expiry moves, and the next batch follows within milliseconds).
 #[derive(Clone)]
 pub struct DeviceWriter {
-    jobs: mpsc::Sender<WriteJob>,
+    pending: Arc<std::sync::Mutex<Pending>>,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 const MAX_BATCH_ROWS: usize = 500;
 
 impl DeviceWriter {
     pub fn spawn(store: Store) -> Self {
-        let (jobs, mut rx) = mpsc::channel::<WriteJob>(4096);
+        let writer = Self {
+            pending: Arc::default(),
+            wake: Arc::default(),
+        };
+        let (pending, wake) = (writer.pending.clone(), writer.wake.clone());
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                let mut rows: usize = batch[0].rows.len();
-                while rows < MAX_BATCH_ROWS {
-                    match rx.try_recv() {
-                        Ok(job) => {
-                            rows += job.rows.len();
-                            batch.push(job);
-                        }
-                        Err(_) => break,
+            loop {
+                wake.notified().await;
+                loop {
+                    let batch =
+                        std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+                    if batch.rows.is_empty() && batch.waiters.is_empty() {
+                        break;
                     }
-                }
-                let all: Vec<DeviceRow> =
-                    batch.iter().flat_map(|j| j.rows.iter().cloned()).collect();
-                match store.upsert_devices(&all).await {
-                    Ok(()) => {
-                        for job in batch {
-                            let _ = job.done.send(Ok(()));
+                    let rows: Vec<DeviceRow> = batch.rows.into_values().collect();
+                    let mut result = Ok(());
+                    for chunk in rows.chunks(MAX_BATCH_ROWS) {
+                        if let Err(e) = Self::write_chunk(&store, chunk).await {
+                            result = Err(e);
                         }
                     }
-                    // One bad row (say, its extension was just deleted) must not fail
-                    // the others: retry each job on its own.
-                    Err(_) => {
-                        for job in batch {
-                            let result = store
-                                .upsert_devices(&job.rows)
-                                .await
-                                .map_err(|e| e.to_string());
-                            let _ = job.done.send(result);
-                        }
+                    for waiter in batch.waiters {
+                        let _ = waiter.send(result.clone());
                     }
                 }
             }
         });
-        Self { jobs }
+        writer
     }
 
+    /// One statement (or transaction) for the chunk; when it fails, row by row, so one
+    /// bad row (say, of an extension deleted a moment ago) does not sink the others.
+    async fn write_chunk(store: &Store, chunk: &[DeviceRow]) -> Result<(), String> {
+        if store.upsert_devices(chunk).await.is_ok() {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for row in chunk {
+            if let Err(e) = store.upsert_devices(std::slice::from_ref(row)).await {
+                tracing::error!(device.id = %row.id, error = %e, "device row not stored");
+                result = Err(e.to_string());
+            }
+        }
+        result
+    }
+
+    fn enqueue(&self, rows: Vec<DeviceRow>, waiter: Option<oneshot::Sender<Result<(), String>>>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for row in rows {
+            pending.rows.insert(row.id.clone(), row);
+        }
+        pending.waiters.extend(waiter);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Stores `rows` and waits until they are committed.
     pub async fn write(&self, rows: Vec<DeviceRow>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let (done, wait) = oneshot::channel();
-        self.jobs
-            .send(WriteJob { rows, done })
-            .await
-            .map_err(|_| StoreError::Unavailable("device writer stopped".into()))?;
+        self.enqueue(rows, Some(done));
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Unavailable(e)),
             Err(_) => Err(StoreError::Unavailable("device writer stopped".into())),
+        }
+    }
+
+    /// Queues `rows` for the next batch without waiting.
+    pub fn write_behind(&self, rows: Vec<DeviceRow>) {
+        if !rows.is_empty() {
+            self.enqueue(rows, None);
         }
     }
 }
@@ -227,7 +259,7 @@ impl Services {
                     return Ok(RegisterOutcome::OutOfOrder);
                 }
                 for b in after.drain(..) {
-                    ended.push((b.device, DeviceChangeKind::Unregistered));
+                    ended.push((Device::clone(&b.device), DeviceChangeKind::Unregistered));
                 }
             }
             RegisterAction::Apply(changes) => {
@@ -247,13 +279,14 @@ impl Services {
                     let position = after.iter().position(|b| b.device.binding_key == key);
                     let expires_at = now + i64::from(change.expires) * 1000;
                     match (position, change.expires) {
-                        (Some(i), 0) => {
-                            ended.push((after.remove(i).device, DeviceChangeKind::Unregistered))
-                        }
+                        (Some(i), 0) => ended.push((
+                            Device::clone(&after.remove(i).device),
+                            DeviceChangeKind::Unregistered,
+                        )),
                         (None, 0) => {}
                         (Some(i), _) => {
                             let b = &mut after[i];
-                            let d = &mut b.device;
+                            let d = Arc::make_mut(&mut b.device);
                             d.contact = change.contact.clone();
                             d.transport = input.transport;
                             d.source_ip = input.source.ip().to_string();
@@ -304,7 +337,7 @@ impl Services {
                             written.push(DeviceRow::from(&device));
                             added.push(device.clone());
                             after.push(Binding {
-                                device,
+                                device: Arc::new(device),
                                 flow: input.flow,
                             });
                         }
@@ -319,7 +352,10 @@ impl Services {
                         .min_by_key(|(_, b)| (b.device.last_registered, b.device.first_registered))
                         .map(|(i, _)| i)
                         .unwrap_or(0);
-                    ended.push((after.remove(oldest).device, DeviceChangeKind::Replaced));
+                    ended.push((
+                        Device::clone(&after.remove(oldest).device),
+                        DeviceChangeKind::Replaced,
+                    ));
                 }
             }
         }
@@ -336,7 +372,13 @@ impl Services {
         // A binding added and pushed out by the cap in the same request is not news.
         added.retain(|d| !ended.iter().any(|(e, _)| e.id == d.id));
 
-        self.writer.write(written).await?;
+        // Only a pure refresh may be written behind: anything that starts or ends a
+        // binding is stored before it is answered and announced.
+        if added.is_empty() && ended.is_empty() {
+            self.writer.write_behind(written);
+        } else {
+            self.writer.write(written).await?;
+        }
         let live_after = after.len();
         self.bindings.replace(&ext_id, after.clone());
         self.live.set_devices(&ext_id, live_after as u32);
@@ -442,11 +484,12 @@ impl Services {
                 continue;
             }
             for b in &mut gone {
-                b.device.ended_at = Some(b.device.expires_at);
-                b.device.end_reason = Some(EndReason::Expired);
+                let d = Arc::make_mut(&mut b.device);
+                d.ended_at = Some(d.expires_at);
+                d.end_reason = Some(EndReason::Expired);
             }
             self.writer
-                .write(gone.iter().map(|b| DeviceRow::from(&b.device)).collect())
+                .write(gone.iter().map(|b| DeviceRow::from(&*b.device)).collect())
                 .await?;
             self.bindings.replace(&ext_id, live.clone());
             self.live.set_devices(&ext_id, live.len() as u32);
@@ -462,7 +505,7 @@ impl Services {
             };
             let events: Vec<(Device, DeviceChangeKind)> = gone
                 .into_iter()
-                .map(|b| (b.device, DeviceChangeKind::Expired))
+                .map(|b| (Device::clone(&b.device), DeviceChangeKind::Expired))
                 .collect();
             let pbx_id = events[0].0.pbx_id.clone();
             self.publish_device_changes(
@@ -488,7 +531,10 @@ impl Services {
             by_ext
                 .entry(device.extension_id.clone())
                 .or_default()
-                .push(Binding { device, flow: None });
+                .push(Binding {
+                    device: Arc::new(device),
+                    flow: None,
+                });
         }
         let total = by_ext.values().map(Vec::len).sum();
         for (ext_id, bindings) in by_ext {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod sip;
+pub mod sip_raw;
 pub mod ws;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -157,6 +158,11 @@ impl TestApp {
             .admin_key
             .expect("first start prints an admin API key");
         app
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
     }
 
     pub fn log_path(&self) -> PathBuf {

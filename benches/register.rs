@@ -1,0 +1,407 @@
+//! REGISTER benchmark (prints figures; never asserts on time).
+//!
+//! 1. SIPp REGISTER+digest over UDP at rising rates over 1,000 extensions: the highest
+//!    rate with no failed call, no retransmission and the offered rate actually reached,
+//!    with p50/p99 response times — against Switchboard and, when Kamailio is installed,
+//!    the reference Kamailio in ../shared/reference/kamailio, same users, same run.
+//! 2. REGISTER → `presenceChanged` latency with 1,000 GraphQL websocket subscribers.
+//! 3. Memory per binding: RSS growth for 100,000 live bindings (registered over TCP, so
+//!    no UDP transaction state is counted).
+//!
+//! Run: `scripts/bench/register` (or `cargo bench --bench register -- [--quick]`).
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports, unused_macros)]
+mod common;
+
+use common::sip::{Account, RawSip, account_of, free_port, header, status};
+use common::ws::{GqlWs, Incoming};
+use common::{Backend, TestApp};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const EXTENSIONS: usize = 1000;
+const STAGE_SECS: usize = 5;
+
+struct Stage {
+    rate: usize,
+    achieved: f64,
+    failed: u64,
+    retransmissions: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    clean: bool,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench")
+}
+
+/// SIPp reads a coarse clock (4 ms steps); this shim gives it the fine one.
+fn fineclock(work: &Path) -> Option<PathBuf> {
+    let out = work.join("fineclock.so");
+    let ok = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&out)
+        .arg(bench_dir().join("sipp-fineclock.c"))
+        .arg("-ldl")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Some(out)
+    } else {
+        eprintln!("warning: could not build the SIPp fine-clock shim; response times come in 4 ms steps");
+        None
+    }
+}
+
+/// CSV rows for SIPp: username;password;[authentication …];AOR user;expires;contact user.
+fn csv(path: &Path, rows: impl Iterator<Item = String>) {
+    let body: Vec<String> = std::iter::once("SEQUENTIAL".to_owned()).chain(rows).collect();
+    std::fs::write(path, body.join("\n") + "\n").unwrap();
+}
+
+fn row(a: &Account, aor: &str, expires: u32, contact: &str) -> String {
+    format!(
+        "{u};{p};[authentication username={u} password={p}];{aor};{expires};{contact}",
+        u = a.username,
+        p = a.password
+    )
+}
+
+/// One SIPp run; returns (stats, rtd-2 response times in ms).
+fn sipp(
+    work: &Path,
+    target: &str,
+    users: &Path,
+    scenario: &Path,
+    rate: usize,
+    calls: usize,
+    transport: &str,
+    shim: Option<&Path>,
+) -> (HashMap<String, String>, Vec<f64>) {
+    let dir = work.join(format!("sipp-{rate}-{}", Instant::now().elapsed().as_nanos()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = Command::new("timeout");
+    cmd.current_dir(&dir)
+        .arg("300")
+        .arg("sipp")
+        .arg(target)
+        .arg("-sf")
+        .arg(scenario)
+        .arg("-inf")
+        .arg(users)
+        .args(["-m", &calls.to_string(), "-r", &rate.to_string(), "-l", "30000"])
+        .args(["-t", transport, "-p", &free_port().to_string(), "-i", "127.0.0.1"])
+        .args(["-auth_uri", "127.0.0.1", "-buff_size", "4194304", "-nostdin"])
+        .args(["-timeout", "120s", "-timeout_error", "-max_recv_loops", "10000"])
+        .args(["-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "1000"]);
+    if let Some(shim) = shim {
+        cmd.env("LD_PRELOAD", shim);
+    }
+    let out = cmd.output().expect("sipp runs (apt-get install sip-tester)");
+    let stat = std::fs::read_to_string(dir.join("stat.csv")).unwrap_or_default();
+    let mut lines = stat.lines();
+    let (Some(head), Some(last)) = (lines.next(), stat.lines().last()) else {
+        panic!("no SIPp statistics: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let stats: HashMap<String, String> = head
+        .split(';')
+        .zip(last.split(';'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let mut times = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().ends_with("_rtt.csv") {
+            for line in std::fs::read_to_string(entry.path()).unwrap_or_default().lines().skip(1) {
+                let cols: Vec<&str> = line.split(';').collect();
+                if cols.len() >= 3 && cols[2].trim() == "2" {
+                    if let Ok(ms) = cols[1].trim().parse::<f64>() {
+                        times.push(ms);
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (stats, times)
+}
+
+fn num(stats: &HashMap<String, String>, key: &str) -> f64 {
+    stats.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// Rising rates until two stages in a row are not clean.
+fn rising(work: &Path, name: &str, target: &str, users: &Path, rates: &[usize], shim: Option<&Path>) -> Vec<Stage> {
+    let scenario = bench_dir().join("register_rtd.xml");
+    let mut stages = Vec::new();
+    let mut misses = 0;
+    for &rate in rates {
+        let calls = rate * STAGE_SECS;
+        let started = Instant::now();
+        let (stats, mut times) = sipp(work, target, users, &scenario, rate, calls, "u1", shim);
+        let wall = started.elapsed().as_secs_f64();
+        times.sort_by(|a, b| a.total_cmp(b));
+        let ok = num(&stats, "SuccessfulCall(C)") as u64;
+        let failed = num(&stats, "FailedCall(C)") as u64;
+        let retransmissions = num(&stats, "Retransmissions(C)") as u64;
+        let achieved = ok as f64 / (wall - 0.05).max(0.1);
+        let clean = failed == 0 && retransmissions == 0 && ok as usize == calls && achieved >= rate as f64 * 0.95;
+        let stage = Stage {
+            rate,
+            achieved,
+            failed,
+            retransmissions,
+            p50_ms: percentile(&times, 0.50),
+            p99_ms: percentile(&times, 0.99),
+            clean,
+        };
+        println!(
+            "  {name:<11} offered {:>6}/s  achieved {:>8.0}/s  failed {:>5}  retrans {:>6}  p50 {:>6.2} ms  p99 {:>7.2} ms  {}",
+            stage.rate,
+            stage.achieved,
+            stage.failed,
+            stage.retransmissions,
+            stage.p50_ms,
+            stage.p99_ms,
+            if clean { "clean" } else { "NOT clean" }
+        );
+        stages.push(stage);
+        misses = if clean { 0 } else { misses + 1 };
+        if misses == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    stages
+}
+
+fn best(stages: &[Stage]) -> Option<&Stage> {
+    stages.iter().filter(|s| s.clean).max_by_key(|s| s.rate)
+}
+
+async fn create_accounts(app: &TestApp, first: usize, count: usize) -> Vec<Account> {
+    let mut out = Vec::with_capacity(count);
+    for chunk in (first..first + count).collect::<Vec<_>>().chunks(32) {
+        let made = futures_util::future::join_all(chunk.iter().map(|n| {
+            let n = n.to_string();
+            async move { account_of(&app.create_extension(&n, &format!("Bench {n}")).await) }
+        }))
+        .await;
+        out.extend(made);
+    }
+    out
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn kamailio_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/kamailio")
+}
+
+async fn throughput(work: &Path, quick: bool, skip_kamailio: bool, shim: Option<&Path>) -> (Option<(usize, f64)>, Option<(usize, f64)>) {
+    println!("\n== REGISTER + digest over UDP, {EXTENSIONS} extensions, {STAGE_SECS} s per stage");
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let accounts = create_accounts(&app, 1000, EXTENSIONS).await;
+    let ours = work.join("users-switchboard.csv");
+    csv(&ours, accounts.iter().map(|a| row(a, &a.number, 3600, &format!("{}-b", a.number))));
+    let rates: Vec<usize> = if quick {
+        vec![5000, 10000, 15000, 20000]
+    } else {
+        vec![4000, 8000, 12000, 14000, 16000, 17000, 18000, 19000, 20000, 21000, 22000, 24000, 26000]
+    };
+    // Warm-up: every extension gets its binding; later stages refresh them.
+    let scenario = bench_dir().join("register_rtd.xml");
+    let _ = sipp(work, &app.sip_addr().to_string(), &ours, &scenario, 2000, EXTENSIONS, "u1", shim);
+    let sb = rising(work, "switchboard", &app.sip_addr().to_string(), &ours, &rates, shim);
+    drop(app);
+
+    let mut kam = Vec::new();
+    let start = kamailio_dir().join("start.sh");
+    if skip_kamailio {
+        println!("  (kamailio skipped)");
+    } else if Command::new("sh").args(["-c", "command -v kamailio"]).output().is_ok_and(|o| o.status.success()) && start.exists() {
+        let kam_users = work.join("users-kamailio-plain.csv");
+        std::fs::write(
+            &kam_users,
+            accounts.iter().map(|a| format!("{};{}\n", a.username, a.password)).collect::<String>(),
+        )
+        .unwrap();
+        let theirs = work.join("users-kamailio.csv");
+        csv(&theirs, accounts.iter().map(|a| row(a, &a.username, 3600, &format!("{}-b", a.username))));
+        let port = free_port();
+        let kw = work.join("kamailio");
+        let envs = [
+            ("KAM_USERS_CSV", kam_users.to_string_lossy().to_string()),
+            ("KAM_PORT", port.to_string()),
+            ("KAM_WORKDIR", kw.to_string_lossy().to_string()),
+        ];
+        let started = Command::new(&start).envs(envs.clone()).status().is_ok_and(|s| s.success());
+        if started {
+            let target = format!("127.0.0.1:{port}");
+            let _ = sipp(work, &target, &theirs, &scenario, 2000, EXTENSIONS, "u1", shim);
+            kam = rising(work, "kamailio", &target, &theirs, &rates, shim);
+            let _ = Command::new(kamailio_dir().join("stop.sh")).envs(envs).status();
+        } else {
+            println!("  kamailio did not start; no comparison");
+        }
+    } else {
+        println!("  kamailio not installed (apt-get install kamailio); no comparison");
+    }
+    (best(&sb).map(|s| (s.rate, s.p99_ms)), best(&kam).map(|s| (s.rate, s.p99_ms)))
+}
+
+/// REGISTER → presenceChanged latency with `clients` websocket subscribers watching the
+/// sample extensions (each event fans out to every client).
+async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
+    println!("\n== REGISTER → presenceChanged, {clients} websocket subscribers, {samples} registrations");
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let accounts = create_accounts(&app, 5000, samples).await;
+    let numbers: Vec<String> = accounts.iter().map(|a| a.number.clone()).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String, Instant)>();
+    let query = "subscription($n: [String!]) { presenceChanged(numbers: $n) { extension { number } status } }";
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+        ws.subscribe("p", query, json!({"n": numbers})).await;
+        for _ in 0..samples {
+            ws.next_data("p", Duration::from_secs(30)).await;
+        }
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match ws.next(Duration::from_secs(3600)).await {
+                    Incoming::Json(v) if v["type"] == "next" => {
+                        let p = &v["payload"]["data"]["presenceChanged"];
+                        let n = p["extension"]["number"].as_str().unwrap_or_default().to_owned();
+                        let s = p["status"].as_str().unwrap_or_default().to_owned();
+                        if tx.send((n, s, Instant::now())).is_err() {
+                            return;
+                        }
+                    }
+                    Incoming::Json(_) => {}
+                    Incoming::Closed(_) => return,
+                }
+            }
+        }));
+    }
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    let mut latencies = Vec::with_capacity(clients * samples);
+    for (i, a) in accounts.iter().enumerate() {
+        let contact = format!("<sip:{}@{}>", a.number, raw.local());
+        let first = raw.transact(&raw.register(&a.number, &format!("lat-{i}"), &contact, "")).await;
+        let challenge = header(&first, "WWW-Authenticate").unwrap().to_owned();
+        let auth = common::sip::authorization(&challenge, &a.username, &a.password, "REGISTER", "sip:127.0.0.1", 1);
+        let request = raw.register(&a.number, &format!("lat-{i}"), &contact, &format!("Authorization: {auth}\r\n"));
+        let sent = Instant::now();
+        let resp = raw.transact(&request).await;
+        assert_eq!(status(&resp), 200, "{resp}");
+        let mut got = 0;
+        while got < clients {
+            let Ok(Some((n, s, at))) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await else {
+                break;
+            };
+            if n == a.number && s == "AVAILABLE" {
+                latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+                got += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.abort();
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!("  deliveries {}  p50 {p50:.2} ms  p99 {p99:.2} ms  max {:.2} ms", latencies.len(), latencies.last().copied().unwrap_or(f64::NAN));
+    (p50, p99, latencies.len())
+}
+
+/// RSS growth per live binding, 100,000 bindings over TCP.
+async fn memory_per_binding(work: &Path, extensions: usize, per_extension: usize, shim: Option<&Path>) -> (f64, usize) {
+    let total = extensions * per_extension;
+    println!("\n== memory: {total} bindings ({extensions} extensions × {per_extension}), registered over TCP");
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--max-bindings", &per_extension.to_string()]).await;
+    let accounts = create_accounts(&app, 10000, extensions).await;
+    let users = work.join("users-memory.csv");
+    csv(
+        &users,
+        accounts
+            .iter()
+            .flat_map(|a| (0..per_extension).map(move |i| row(a, &a.number, 3600, &format!("{}-{i}", a.number)))),
+    );
+    let pid = app.pid();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(pid);
+    let scenario = bench_dir().join("register_rtd.xml");
+    let (stats, _) = sipp(work, &app.sip_addr().to_string(), &users, &scenario, 5000, total, "t1", shim);
+    let ok = num(&stats, "SuccessfulCall(C)") as usize;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(pid);
+    let (_, body) = app.get("/v1/pbx/phones/stats").await;
+    let live = body["stats"]["registered"].as_u64().unwrap_or(0) as usize;
+    let per = (after.saturating_sub(before) as f64 * 1024.0) / live.max(1) as f64;
+    println!(
+        "  registered {ok}/{total} (live {live})  RSS {before} KiB → {after} KiB  = {per:.0} bytes per binding"
+    );
+    (per, live)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |f: &str| args.iter().any(|a| a == f);
+    let quick = has("--quick");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let work = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        let shim = fineclock(&work);
+        let (sb, kam) = throughput(&work, quick, has("--skip-kamailio"), shim.as_deref()).await;
+        let (p50, p99, deliveries) = if has("--skip-latency") {
+            (f64::NAN, f64::NAN, 0)
+        } else {
+            presence_latency(if quick { 200 } else { 1000 }, if quick { 10 } else { 50 }).await
+        };
+        let (per_binding, live) = if has("--skip-memory") {
+            (f64::NAN, 0)
+        } else if quick {
+            memory_per_binding(&work, 1000, 10, shim.as_deref()).await
+        } else {
+            memory_per_binding(&work, 10_000, 10, shim.as_deref()).await
+        };
+        println!("\n== summary (targets: ≥ 1.2× Kamailio's clean rate, p99 ≤ 10 ms; event p99 ≤ 5 ms; ≤ 2048 B per binding)");
+        match sb {
+            Some((rate, p99)) => println!("  switchboard REGISTER+digest: {rate}/s clean, p99 {p99:.2} ms"),
+            None => println!("  switchboard REGISTER+digest: no clean stage"),
+        }
+        match (sb, kam) {
+            (Some((ours, _)), Some((theirs, kp99))) => {
+                println!("  kamailio    REGISTER+digest: {theirs}/s clean, p99 {kp99:.2} ms");
+                println!("  ratio switchboard / kamailio: {:.2}×", ours as f64 / theirs as f64);
+            }
+            _ => println!("  kamailio    REGISTER+digest: not measured in this run"),
+        }
+        println!("  presenceChanged latency: p50 {p50:.2} ms, p99 {p99:.2} ms over {deliveries} deliveries");
+        println!("  memory per binding: {per_binding:.0} bytes at {live} live bindings");
+        let _ = std::fs::remove_dir_all(&work);
+    });
+}

@@ -1,0 +1,186 @@
+//! A minimal SIP client over a real UDP socket, for what SIPp cannot express (replays,
+//! SHA-256 digests, exact timing). Shared by the tests and the benchmarks.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchboard::auth::digest::{self, Algorithm, ResponseInput};
+
+/// SIP credentials of an extension.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub number: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// A minimal SIP client over a real UDP socket, for exact control of what is sent.
+pub struct RawSip {
+    pub socket: tokio::net::UdpSocket,
+    pub server: SocketAddr,
+    seq: std::sync::atomic::AtomicU32,
+}
+
+/// Header value by name from a raw message (first match, case-insensitive).
+pub fn header<'m>(msg: &'m str, name: &str) -> Option<&'m str> {
+    msg.split("\r\n").find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+pub fn headers<'m>(msg: &'m str, name: &'m str) -> impl Iterator<Item = &'m str> + 'm {
+    msg.split("\r\n").filter_map(move |line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+pub fn status(msg: &str) -> u16 {
+    msg.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn challenge_param<'a>(challenge: &'a str, name: &str) -> Option<&'a str> {
+    let start = challenge.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &challenge[start..];
+    if let Some(q) = rest.strip_prefix('"') {
+        q.split('"').next()
+    } else {
+        rest.split([',', ' ']).next()
+    }
+}
+
+/// An `Authorization` value answering `challenge` (RFC 7616, qop=auth).
+pub fn authorization(
+    challenge: &str,
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let realm = challenge_param(challenge, "realm").unwrap();
+    let nonce = challenge_param(challenge, "nonce").unwrap();
+    let (algorithm, name) = match challenge_param(challenge, "algorithm") {
+        Some("SHA-256") => (Algorithm::Sha256, "SHA-256"),
+        _ => (Algorithm::Md5, "MD5"),
+    };
+    let ha1 = digest::ha1(algorithm, user, realm, password);
+    let nc = format!("{nc:08x}");
+    let cnonce = "0a4f113b";
+    let response = digest::response(
+        algorithm,
+        &ha1,
+        &ResponseInput {
+            nonce,
+            nc: &nc,
+            cnonce,
+            qop: "auth",
+            method,
+            uri,
+        },
+    );
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm={name}, cnonce=\"{cnonce}\", qop=auth, nc={nc}"
+    )
+}
+
+impl RawSip {
+    pub async fn bind(ip: &str, server: SocketAddr) -> RawSip {
+        let socket = tokio::net::UdpSocket::bind((ip, 0)).await.unwrap();
+        RawSip {
+            socket,
+            server,
+            seq: Default::default(),
+        }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    pub async fn send(&self, msg: &str) {
+        self.socket
+            .send_to(msg.as_bytes(), self.server)
+            .await
+            .unwrap();
+    }
+
+    /// The next message within `limit`, or `None`.
+    pub async fn recv(&self, limit: Duration) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        match tokio::time::timeout(limit, self.socket.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Sends and waits for a final (non-1xx) response.
+    pub async fn transact(&self, msg: &str) -> String {
+        self.send(msg).await;
+        loop {
+            let resp = self
+                .recv(Duration::from_secs(5))
+                .await
+                .expect("a response within 5 s");
+            if status(&resp) >= 200 {
+                return resp;
+            }
+        }
+    }
+
+    /// A REGISTER for `aor_user`, with optional extra header lines.
+    pub fn register(&self, aor_user: &str, call_id: &str, contact: &str, extra: &str) -> String {
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let local = self.local();
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-raw-{call_id}-{seq};rport\r\n\
+             From: <sip:{aor_user}@127.0.0.1>;tag=raw{seq}\r\n\
+             To: <sip:{aor_user}@127.0.0.1>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {seq} REGISTER\r\n\
+             Contact: {contact}\r\n\
+             Max-Forwards: 70\r\n\
+             User-Agent: switchboard-tests\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// REGISTER, answer the challenge, return the final response.
+    pub async fn register_with_auth(
+        &self,
+        account: &Account,
+        aor_user: &str,
+        call_id: &str,
+        contact: &str,
+        extra: &str,
+    ) -> String {
+        let first = self
+            .transact(&self.register(aor_user, call_id, contact, extra))
+            .await;
+        assert_eq!(status(&first), 401, "{first}");
+        let challenge = header(&first, "WWW-Authenticate").unwrap().to_owned();
+        let auth = authorization(
+            &challenge,
+            &account.username,
+            &account.password,
+            "REGISTER",
+            "sip:127.0.0.1",
+            1,
+        );
+        let second = self.register(
+            aor_user,
+            call_id,
+            contact,
+            &format!("{extra}Authorization: {auth}\r\n"),
+        );
+        self.transact(&second).await
+    }
+}

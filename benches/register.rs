@@ -62,14 +62,18 @@ fn fineclock(work: &Path) -> Option<PathBuf> {
     if ok {
         Some(out)
     } else {
-        eprintln!("warning: could not build the SIPp fine-clock shim; response times come in 4 ms steps");
+        eprintln!(
+            "warning: could not build the SIPp fine-clock shim; response times come in 4 ms steps"
+        );
         None
     }
 }
 
 /// CSV rows for SIPp: username;password;[authentication …];AOR user;expires;contact user.
 fn csv(path: &Path, rows: impl Iterator<Item = String>) {
-    let body: Vec<String> = std::iter::once("SEQUENTIAL".to_owned()).chain(rows).collect();
+    let body: Vec<String> = std::iter::once("SEQUENTIAL".to_owned())
+        .chain(rows)
+        .collect();
     std::fs::write(path, body.join("\n") + "\n").unwrap();
 }
 
@@ -81,41 +85,82 @@ fn row(a: &Account, aor: &str, expires: u32, contact: &str) -> String {
     )
 }
 
+/// What a SIPp run is pointed at. The local port stays the same across runs, so the
+/// contacts stay the same and later runs refresh the bindings earlier ones made.
+struct Target<'a> {
+    addr: String,
+    users: &'a Path,
+    local_port: u16,
+}
+
 /// One SIPp run; returns (stats, rtd-2 response times in ms).
 fn sipp(
     work: &Path,
-    target: &str,
-    users: &Path,
+    target: &Target<'_>,
     scenario: &Path,
     rate: usize,
     calls: usize,
     transport: &str,
     shim: Option<&Path>,
 ) -> (HashMap<String, String>, Vec<f64>) {
-    let dir = work.join(format!("sipp-{rate}-{}", Instant::now().elapsed().as_nanos()));
+    let dir = work.join(format!("sipp-{}-{rate}", target.local_port));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = Command::new("timeout");
     cmd.current_dir(&dir)
         .arg("300")
         .arg("sipp")
-        .arg(target)
+        .arg(&target.addr)
         .arg("-sf")
         .arg(scenario)
         .arg("-inf")
-        .arg(users)
-        .args(["-m", &calls.to_string(), "-r", &rate.to_string(), "-l", "30000"])
-        .args(["-t", transport, "-p", &free_port().to_string(), "-i", "127.0.0.1"])
-        .args(["-auth_uri", "127.0.0.1", "-buff_size", "4194304", "-nostdin"])
-        .args(["-timeout", "120s", "-timeout_error", "-max_recv_loops", "10000"])
-        .args(["-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "1000"]);
+        .arg(target.users)
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-l",
+            "30000",
+        ])
+        .args([
+            "-t",
+            transport,
+            "-p",
+            &target.local_port.to_string(),
+            "-i",
+            "127.0.0.1",
+        ])
+        .args([
+            "-auth_uri",
+            "127.0.0.1",
+            "-buff_size",
+            "4194304",
+            "-nostdin",
+        ])
+        .args(["-timeout", "120s", "-timeout_error"])
+        .args([
+            "-trace_stat",
+            "-stf",
+            "stat.csv",
+            "-fd",
+            "1",
+            "-trace_rtt",
+            "-rtt_freq",
+            "1000",
+        ]);
     if let Some(shim) = shim {
         cmd.env("LD_PRELOAD", shim);
     }
-    let out = cmd.output().expect("sipp runs (apt-get install sip-tester)");
+    let out = cmd
+        .output()
+        .expect("sipp runs (apt-get install sip-tester)");
     let stat = std::fs::read_to_string(dir.join("stat.csv")).unwrap_or_default();
     let mut lines = stat.lines();
     let (Some(head), Some(last)) = (lines.next(), stat.lines().last()) else {
-        panic!("no SIPp statistics: {}", String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "no SIPp statistics: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let stats: HashMap<String, String> = head
         .split(';')
@@ -125,7 +170,11 @@ fn sipp(
     let mut times = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         if entry.file_name().to_string_lossy().ends_with("_rtt.csv") {
-            for line in std::fs::read_to_string(entry.path()).unwrap_or_default().lines().skip(1) {
+            for line in std::fs::read_to_string(entry.path())
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+            {
                 let cols: Vec<&str> = line.split(';').collect();
                 if cols.len() >= 3 && cols[2].trim() == "2" {
                     if let Ok(ms) = cols[1].trim().parse::<f64>() {
@@ -135,30 +184,46 @@ fn sipp(
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("kept {}", dir.display());
+    }
     (stats, times)
 }
 
 fn num(stats: &HashMap<String, String>, key: &str) -> f64 {
-    stats.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    stats
+        .get(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Rising rates until two stages in a row are not clean.
-fn rising(work: &Path, name: &str, target: &str, users: &Path, rates: &[usize], shim: Option<&Path>) -> Vec<Stage> {
+fn rising(
+    work: &Path,
+    name: &str,
+    target: &Target<'_>,
+    rates: &[usize],
+    shim: Option<&Path>,
+) -> Vec<Stage> {
     let scenario = bench_dir().join("register_rtd.xml");
     let mut stages = Vec::new();
     let mut misses = 0;
     for &rate in rates {
         let calls = rate * STAGE_SECS;
         let started = Instant::now();
-        let (stats, mut times) = sipp(work, target, users, &scenario, rate, calls, "u1", shim);
+        let (stats, mut times) = sipp(work, target, &scenario, rate, calls, "u1", shim);
         let wall = started.elapsed().as_secs_f64();
         times.sort_by(|a, b| a.total_cmp(b));
         let ok = num(&stats, "SuccessfulCall(C)") as u64;
         let failed = num(&stats, "FailedCall(C)") as u64;
         let retransmissions = num(&stats, "Retransmissions(C)") as u64;
         let achieved = ok as f64 / (wall - 0.05).max(0.1);
-        let clean = failed == 0 && retransmissions == 0 && ok as usize == calls && achieved >= rate as f64 * 0.95;
+        let clean = failed == 0
+            && retransmissions == 0
+            && ok as usize == calls
+            && achieved >= rate as f64 * 0.95;
         let stage = Stage {
             rate,
             achieved,
@@ -218,36 +283,66 @@ fn kamailio_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/kamailio")
 }
 
-async fn throughput(work: &Path, quick: bool, skip_kamailio: bool, shim: Option<&Path>) -> (Option<(usize, f64)>, Option<(usize, f64)>) {
+async fn throughput(
+    work: &Path,
+    quick: bool,
+    skip_kamailio: bool,
+    shim: Option<&Path>,
+) -> (Option<(usize, f64)>, Option<(usize, f64)>) {
     println!("\n== REGISTER + digest over UDP, {EXTENSIONS} extensions, {STAGE_SECS} s per stage");
     let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
     let accounts = create_accounts(&app, 1000, EXTENSIONS).await;
     let ours = work.join("users-switchboard.csv");
-    csv(&ours, accounts.iter().map(|a| row(a, &a.number, 3600, &format!("{}-b", a.number))));
+    csv(
+        &ours,
+        accounts
+            .iter()
+            .map(|a| row(a, &a.number, 3600, &format!("{}-b", a.number))),
+    );
     let rates: Vec<usize> = if quick {
         vec![5000, 10000, 15000, 20000]
     } else {
-        vec![4000, 8000, 12000, 14000, 16000, 17000, 18000, 19000, 20000, 21000, 22000, 24000, 26000]
+        vec![
+            4000, 8000, 12000, 14000, 16000, 17000, 18000, 19000, 20000, 21000, 22000, 24000, 26000,
+        ]
     };
     // Warm-up: every extension gets its binding; later stages refresh them.
     let scenario = bench_dir().join("register_rtd.xml");
-    let _ = sipp(work, &app.sip_addr().to_string(), &ours, &scenario, 2000, EXTENSIONS, "u1", shim);
-    let sb = rising(work, "switchboard", &app.sip_addr().to_string(), &ours, &rates, shim);
+    let target = Target {
+        addr: app.sip_addr().to_string(),
+        users: &ours,
+        local_port: free_port(),
+    };
+    let _ = sipp(work, &target, &scenario, 2000, EXTENSIONS, "u1", shim);
+    let sb = rising(work, "switchboard", &target, &rates, shim);
     drop(app);
 
     let mut kam = Vec::new();
     let start = kamailio_dir().join("start.sh");
     if skip_kamailio {
         println!("  (kamailio skipped)");
-    } else if Command::new("sh").args(["-c", "command -v kamailio"]).output().is_ok_and(|o| o.status.success()) && start.exists() {
+    } else if Command::new("sh")
+        .args(["-c", "command -v kamailio"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && start.exists()
+    {
         let kam_users = work.join("users-kamailio-plain.csv");
         std::fs::write(
             &kam_users,
-            accounts.iter().map(|a| format!("{};{}\n", a.username, a.password)).collect::<String>(),
+            accounts
+                .iter()
+                .map(|a| format!("{};{}\n", a.username, a.password))
+                .collect::<String>(),
         )
         .unwrap();
         let theirs = work.join("users-kamailio.csv");
-        csv(&theirs, accounts.iter().map(|a| row(a, &a.username, 3600, &format!("{}-b", a.username))));
+        csv(
+            &theirs,
+            accounts
+                .iter()
+                .map(|a| row(a, &a.username, 3600, &format!("{}-b", a.username))),
+        );
         let port = free_port();
         let kw = work.join("kamailio");
         let envs = [
@@ -255,25 +350,39 @@ async fn throughput(work: &Path, quick: bool, skip_kamailio: bool, shim: Option<
             ("KAM_PORT", port.to_string()),
             ("KAM_WORKDIR", kw.to_string_lossy().to_string()),
         ];
-        let started = Command::new(&start).envs(envs.clone()).status().is_ok_and(|s| s.success());
+        let started = Command::new(&start)
+            .envs(envs.clone())
+            .status()
+            .is_ok_and(|s| s.success());
         if started {
-            let target = format!("127.0.0.1:{port}");
-            let _ = sipp(work, &target, &theirs, &scenario, 2000, EXTENSIONS, "u1", shim);
-            kam = rising(work, "kamailio", &target, &theirs, &rates, shim);
-            let _ = Command::new(kamailio_dir().join("stop.sh")).envs(envs).status();
+            let target = Target {
+                addr: format!("127.0.0.1:{port}"),
+                users: &theirs,
+                local_port: free_port(),
+            };
+            let _ = sipp(work, &target, &scenario, 2000, EXTENSIONS, "u1", shim);
+            kam = rising(work, "kamailio", &target, &rates, shim);
+            let _ = Command::new(kamailio_dir().join("stop.sh"))
+                .envs(envs)
+                .status();
         } else {
             println!("  kamailio did not start; no comparison");
         }
     } else {
         println!("  kamailio not installed (apt-get install kamailio); no comparison");
     }
-    (best(&sb).map(|s| (s.rate, s.p99_ms)), best(&kam).map(|s| (s.rate, s.p99_ms)))
+    (
+        best(&sb).map(|s| (s.rate, s.p99_ms)),
+        best(&kam).map(|s| (s.rate, s.p99_ms)),
+    )
 }
 
 /// REGISTER → presenceChanged latency with `clients` websocket subscribers watching the
 /// sample extensions (each event fans out to every client).
 async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
-    println!("\n== REGISTER → presenceChanged, {clients} websocket subscribers, {samples} registrations");
+    println!(
+        "\n== REGISTER → presenceChanged, {clients} websocket subscribers, {samples} registrations"
+    );
     let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
     let accounts = create_accounts(&app, 5000, samples).await;
     let numbers: Vec<String> = accounts.iter().map(|a| a.number.clone()).collect();
@@ -281,7 +390,8 @@ async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
     let query = "subscription($n: [String!]) { presenceChanged(numbers: $n) { extension { number } status } }";
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+        let mut ws =
+            GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
         ws.subscribe("p", query, json!({"n": numbers})).await;
         for _ in 0..samples {
             ws.next_data("p", Duration::from_secs(30)).await;
@@ -292,7 +402,10 @@ async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
                 match ws.next(Duration::from_secs(3600)).await {
                     Incoming::Json(v) if v["type"] == "next" => {
                         let p = &v["payload"]["data"]["presenceChanged"];
-                        let n = p["extension"]["number"].as_str().unwrap_or_default().to_owned();
+                        let n = p["extension"]["number"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
                         let s = p["status"].as_str().unwrap_or_default().to_owned();
                         if tx.send((n, s, Instant::now())).is_err() {
                             return;
@@ -308,16 +421,32 @@ async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
     let mut latencies = Vec::with_capacity(clients * samples);
     for (i, a) in accounts.iter().enumerate() {
         let contact = format!("<sip:{}@{}>", a.number, raw.local());
-        let first = raw.transact(&raw.register(&a.number, &format!("lat-{i}"), &contact, "")).await;
+        let first = raw
+            .transact(&raw.register(&a.number, &format!("lat-{i}"), &contact, ""))
+            .await;
         let challenge = header(&first, "WWW-Authenticate").unwrap().to_owned();
-        let auth = common::sip::authorization(&challenge, &a.username, &a.password, "REGISTER", "sip:127.0.0.1", 1);
-        let request = raw.register(&a.number, &format!("lat-{i}"), &contact, &format!("Authorization: {auth}\r\n"));
+        let auth = common::sip::authorization(
+            &challenge,
+            &a.username,
+            &a.password,
+            "REGISTER",
+            "sip:127.0.0.1",
+            1,
+        );
+        let request = raw.register(
+            &a.number,
+            &format!("lat-{i}"),
+            &contact,
+            &format!("Authorization: {auth}\r\n"),
+        );
         let sent = Instant::now();
         let resp = raw.transact(&request).await;
         assert_eq!(status(&resp), 200, "{resp}");
         let mut got = 0;
         while got < clients {
-            let Ok(Some((n, s, at))) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await else {
+            let Ok(Some((n, s, at))) =
+                tokio::time::timeout(Duration::from_secs(10), rx.recv()).await
+            else {
                 break;
             };
             if n == a.number && s == "AVAILABLE" {
@@ -332,28 +461,48 @@ async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
-    println!("  deliveries {}  p50 {p50:.2} ms  p99 {p99:.2} ms  max {:.2} ms", latencies.len(), latencies.last().copied().unwrap_or(f64::NAN));
+    println!(
+        "  deliveries {}  p50 {p50:.2} ms  p99 {p99:.2} ms  max {:.2} ms",
+        latencies.len(),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
     (p50, p99, latencies.len())
 }
 
 /// RSS growth per live binding, 100,000 bindings over TCP.
-async fn memory_per_binding(work: &Path, extensions: usize, per_extension: usize, shim: Option<&Path>) -> (f64, usize) {
+async fn memory_per_binding(
+    work: &Path,
+    extensions: usize,
+    per_extension: usize,
+    shim: Option<&Path>,
+) -> (f64, usize) {
     let total = extensions * per_extension;
-    println!("\n== memory: {total} bindings ({extensions} extensions × {per_extension}), registered over TCP");
-    let app = TestApp::spawn_with(Backend::Sqlite, &["--max-bindings", &per_extension.to_string()]).await;
+    println!(
+        "\n== memory: {total} bindings ({extensions} extensions × {per_extension}), registered over TCP"
+    );
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &["--max-bindings", &per_extension.to_string()],
+    )
+    .await;
     let accounts = create_accounts(&app, 10000, extensions).await;
     let users = work.join("users-memory.csv");
     csv(
         &users,
-        accounts
-            .iter()
-            .flat_map(|a| (0..per_extension).map(move |i| row(a, &a.number, 3600, &format!("{}-{i}", a.number)))),
+        accounts.iter().flat_map(|a| {
+            (0..per_extension).map(move |i| row(a, &a.number, 3600, &format!("{}-{i}", a.number)))
+        }),
     );
     let pid = app.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_kib(pid);
     let scenario = bench_dir().join("register_rtd.xml");
-    let (stats, _) = sipp(work, &app.sip_addr().to_string(), &users, &scenario, 5000, total, "t1", shim);
+    let target = Target {
+        addr: app.sip_addr().to_string(),
+        users: &users,
+        local_port: free_port(),
+    };
+    let (stats, _) = sipp(work, &target, &scenario, 5000, total, "t1", shim);
     let ok = num(&stats, "SuccessfulCall(C)") as usize;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib(pid);
@@ -370,7 +519,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |f: &str| args.iter().any(|a| a == f);
     let quick = has("--quick");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let work = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work).unwrap();

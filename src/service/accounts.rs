@@ -29,6 +29,10 @@ pub struct SipAccount {
 pub struct AccountCache {
     by_user: RwLock<HashMap<String, Arc<SipAccount>>>,
     by_domain: RwLock<HashMap<String, (Instant, Arc<Pbx>)>>,
+    /// One refresh of a domain at a time; everyone else keeps using the stale entry
+    /// (at thousands of REGISTERs a second, an expiring entry must not send them all
+    /// to the database at once).
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl AccountCache {
@@ -80,16 +84,21 @@ impl Services {
     pub async fn pbx_for_domain(&self, host: &str) -> ServiceResult<Option<Arc<Pbx>>> {
         let host = host.to_ascii_lowercase();
         let now = Instant::now();
-        if let Some((at, pbx)) = self
+        let cached = self
             .accounts
             .by_domain
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&host)
-            && now.duration_since(*at) < PBX_TTL
-        {
-            return Ok(Some(pbx.clone()));
-        }
+            .cloned();
+        let _refresh = match cached {
+            Some((at, pbx)) if now.duration_since(at) < PBX_TTL => return Ok(Some(pbx)),
+            Some((_, stale)) => match self.accounts.refreshing.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(Some(stale)),
+            },
+            None => self.accounts.refreshing.lock().await,
+        };
         let all = self.store.list_pbx().await?;
         let found = all
             .iter()

@@ -31,7 +31,15 @@ pub struct Binding {
     /// Shared: the index hands out copies of an extension's bindings on every REGISTER.
     pub device: Arc<Device>,
     pub flow: Option<u64>,
+    /// When the stored row was last written (its `last_registered`).
+    pub stored_at: i64,
 }
+
+/// A refresh that changes nothing but the expiry is stored at most this often per
+/// device: a phone refreshing every second must not turn into a database write every
+/// second. Real phones refresh far less often, so every real refresh is stored; in
+/// between, listings read the live record from memory.
+const REFRESH_STORE_INTERVAL_MS: i64 = 30_000;
 
 /// Live bindings per extension id.
 #[derive(Default)]
@@ -286,10 +294,17 @@ impl Services {
                         (None, 0) => {}
                         (Some(i), _) => {
                             let b = &mut after[i];
+                            let source_ip = input.source.ip().to_string();
+                            let material = b.device.contact != change.contact
+                                || b.device.transport != input.transport
+                                || b.device.source_ip != source_ip
+                                || b.device.source_port != input.source.port()
+                                || b.device.user_agent != input.user_agent
+                                || expires_at < b.device.expires_at;
                             let d = Arc::make_mut(&mut b.device);
                             d.contact = change.contact.clone();
                             d.transport = input.transport;
-                            d.source_ip = input.source.ip().to_string();
+                            d.source_ip = source_ip;
                             d.source_port = input.source.port();
                             if d.user_agent != input.user_agent {
                                 d.user_agent = input.user_agent.clone();
@@ -304,7 +319,10 @@ impl Services {
                             d.expires_at = expires_at;
                             d.node_id = self.config.node_id.clone();
                             b.flow = input.flow;
-                            written.push(DeviceRow::from(&*d));
+                            if material || now - b.stored_at >= REFRESH_STORE_INTERVAL_MS {
+                                b.stored_at = now;
+                                written.push(DeviceRow::from(&*d));
+                            }
                         }
                         (None, _) => {
                             let (id, first_registered) =
@@ -339,6 +357,7 @@ impl Services {
                             after.push(Binding {
                                 device: Arc::new(device),
                                 flow: input.flow,
+                                stored_at: now,
                             });
                         }
                     }
@@ -532,6 +551,7 @@ impl Services {
                 .entry(device.extension_id.clone())
                 .or_default()
                 .push(Binding {
+                    stored_at: device.last_registered,
                     device: Arc::new(device),
                     flow: None,
                 });
@@ -560,14 +580,28 @@ impl Services {
         extension_id: Option<&str>,
     ) -> ServiceResult<Vec<DeviceListing>> {
         principal.require(Scope::PhonesRead)?;
-        Ok(self
+        let mut listed = self
             .store
             .list_devices(
                 &principal.pbx_id,
                 extension_id,
                 now_ms() - DEVICE_RETENTION_MS,
             )
-            .await?)
+            .await?;
+        // Live devices: the in-memory record is the fresher one (refreshes are stored
+        // at most every 30 s).
+        for listing in &mut listed {
+            if listing.device.ended_at.is_none()
+                && let Some(live) = self
+                    .bindings
+                    .of(&listing.device.extension_id)
+                    .into_iter()
+                    .find(|b| b.device.id == listing.device.id)
+            {
+                listing.device = Device::clone(&live.device);
+            }
+        }
+        Ok(listed)
     }
 
     pub async fn phone_stats(&self, principal: &Principal) -> ServiceResult<PhoneStats> {

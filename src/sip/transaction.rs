@@ -47,9 +47,13 @@ pub enum Seen {
     Again(Option<Arc<[u8]>>),
 }
 
+/// Sharded: at thousands of transactions a second the table holds hundreds of
+/// thousands of entries, and one big map would stall every worker while it grows.
+const SHARDS: usize = 64;
+
 pub struct ServerTransactions {
     hasher: (RandomState, RandomState),
-    inner: Mutex<Inner>,
+    shards: [Mutex<Inner>; SHARDS],
 }
 
 #[derive(Default)]
@@ -64,7 +68,7 @@ impl Default for ServerTransactions {
     fn default() -> Self {
         Self {
             hasher: (RandomState::new(), RandomState::new()),
-            inner: Mutex::new(Inner::default()),
+            shards: std::array::from_fn(|_| Mutex::new(Inner::default())),
         }
     }
 }
@@ -100,14 +104,16 @@ impl ServerTransactions {
         TxKey(a.finish(), b.finish())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self, key: TxKey) -> std::sync::MutexGuard<'_, Inner> {
+        self.shards[(key.0 % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers a request; tells whether it is new or a retransmission.
     pub fn receive(&self, key: TxKey) -> Seen {
         let now = Instant::now();
-        let mut inner = self.lock();
+        let mut inner = self.lock(key);
         sweep(&mut inner, now);
         if let Some(entry) = inner.entries.get(&key) {
             return Seen::Again(match &entry.state {
@@ -129,7 +135,7 @@ impl ServerTransactions {
 
     /// Records a provisional response to resend on retransmissions.
     pub fn provisional(&self, key: TxKey, bytes: Arc<[u8]>) {
-        if let Some(entry) = self.lock().entries.get_mut(&key)
+        if let Some(entry) = self.lock(key).entries.get_mut(&key)
             && let State::Proceeding { provisional } = &mut entry.state
         {
             *provisional = Some(bytes);
@@ -140,7 +146,7 @@ impl ServerTransactions {
     /// (Timer J is zero); otherwise it absorbs retransmissions for Timer J.
     pub fn complete(&self, key: TxKey, response: Arc<[u8]>, reliable: bool) {
         let now = Instant::now();
-        let mut inner = self.lock();
+        let mut inner = self.lock(key);
         if reliable {
             inner.entries.remove(&key);
             return;
@@ -155,7 +161,10 @@ impl ServerTransactions {
 
     /// Transactions remembered right now.
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).entries.len())
+            .sum()
     }
 
     #[cfg(test)]
@@ -165,7 +174,10 @@ impl ServerTransactions {
 
     /// Drops expired transactions (also done on every `receive`).
     pub fn sweep(&self) {
-        sweep(&mut self.lock(), Instant::now());
+        let now = Instant::now();
+        for shard in &self.shards {
+            sweep(&mut shard.lock().unwrap_or_else(|p| p.into_inner()), now);
+        }
     }
 }
 

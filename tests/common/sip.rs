@@ -2,8 +2,8 @@
 //! for what SIPp cannot express (replays, SHA-256 digests, websocket).
 
 use super::TestApp;
-use serde_json::Value;
 pub use super::sip_raw::*;
+use serde_json::Value;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,16 +24,16 @@ pub fn free_port() -> u16 {
 /// The credentials of an extension created through REST.
 pub fn account_of(ext: &Value) -> Account {
     Account {
-            id: ext["id"].as_str().unwrap().to_owned(),
-            number: ext["number"].as_str().unwrap().to_owned(),
-            username: ext["sipCredentials"]["username"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-            password: ext["sipCredentials"]["password"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+        id: ext["id"].as_str().unwrap().to_owned(),
+        number: ext["number"].as_str().unwrap().to_owned(),
+        username: ext["sipCredentials"]["username"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        password: ext["sipCredentials"]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
     }
 }
 
@@ -207,4 +207,3 @@ impl SippRun {
         );
     }
 }
-

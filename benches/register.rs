@@ -11,7 +11,7 @@
 //! Run: `scripts/bench/register` (or `cargo bench --bench register -- [--quick]`).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports, unused_macros)]
+#[allow(unused_imports, unused_macros)]
 mod common;
 
 use common::sip::{Account, RawSip, account_of, free_port, header, status};
@@ -176,10 +176,11 @@ fn sipp(
                 .skip(1)
             {
                 let cols: Vec<&str> = line.split(';').collect();
-                if cols.len() >= 3 && cols[2].trim() == "2" {
-                    if let Ok(ms) = cols[1].trim().parse::<f64>() {
-                        times.push(ms);
-                    }
+                if cols.len() >= 3
+                    && cols[2].trim() == "2"
+                    && let Ok(ms) = cols[1].trim().parse::<f64>()
+                {
+                    times.push(ms);
                 }
             }
         }

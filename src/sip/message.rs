@@ -112,11 +112,41 @@ pub enum Name {
 }
 
 impl Name {
+    /// Every named variant, for parsing.
+    const KNOWN: [Name; 27] = [
+        Name::Via,
+        Name::From,
+        Name::To,
+        Name::CallId,
+        Name::CSeq,
+        Name::Contact,
+        Name::Expires,
+        Name::MinExpires,
+        Name::MaxForwards,
+        Name::ContentLength,
+        Name::ContentType,
+        Name::Authorization,
+        Name::ProxyAuthorization,
+        Name::WwwAuthenticate,
+        Name::ProxyAuthenticate,
+        Name::UserAgent,
+        Name::Server,
+        Name::Route,
+        Name::RecordRoute,
+        Name::Supported,
+        Name::Require,
+        Name::ProxyRequire,
+        Name::Unsupported,
+        Name::Allow,
+        Name::Event,
+        Name::Date,
+        Name::Warning,
+    ];
+
     /// Case-insensitive, with the compact forms of RFC 3261 §7.3.3 (and RFC 3265's `o`).
     pub fn parse(raw: &str) -> Name {
-        let known = |s: &str| raw.eq_ignore_ascii_case(s);
-        match raw.len() {
-            1 => match raw.as_bytes()[0].to_ascii_lowercase() {
+        if raw.len() == 1 {
+            match raw.as_bytes()[0].to_ascii_lowercase() {
                 b'v' => return Name::Via,
                 b'f' => return Name::From,
                 b't' => return Name::To,
@@ -127,41 +157,12 @@ impl Name {
                 b'k' => return Name::Supported,
                 b'o' => return Name::Event,
                 _ => {}
-            },
-            _ => {
-                for (name, variant) in [
-                    ("Via", Name::Via),
-                    ("From", Name::From),
-                    ("To", Name::To),
-                    ("Call-ID", Name::CallId),
-                    ("CSeq", Name::CSeq),
-                    ("Contact", Name::Contact),
-                    ("Expires", Name::Expires),
-                    ("Min-Expires", Name::MinExpires),
-                    ("Max-Forwards", Name::MaxForwards),
-                    ("Content-Length", Name::ContentLength),
-                    ("Content-Type", Name::ContentType),
-                    ("Authorization", Name::Authorization),
-                    ("Proxy-Authorization", Name::ProxyAuthorization),
-                    ("WWW-Authenticate", Name::WwwAuthenticate),
-                    ("Proxy-Authenticate", Name::ProxyAuthenticate),
-                    ("User-Agent", Name::UserAgent),
-                    ("Server", Name::Server),
-                    ("Route", Name::Route),
-                    ("Record-Route", Name::RecordRoute),
-                    ("Supported", Name::Supported),
-                    ("Require", Name::Require),
-                    ("Proxy-Require", Name::ProxyRequire),
-                    ("Unsupported", Name::Unsupported),
-                    ("Allow", Name::Allow),
-                    ("Event", Name::Event),
-                    ("Date", Name::Date),
-                    ("Warning", Name::Warning),
-                ] {
-                    if known(name) {
-                        return variant;
-                    }
-                }
+            }
+        }
+        for known in &Self::KNOWN {
+            let name = known.as_str();
+            if name.len() == raw.len() && name.eq_ignore_ascii_case(raw) {
+                return known.clone();
             }
         }
         Name::Other(raw.to_owned())

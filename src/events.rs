@@ -6,7 +6,7 @@
 //! falls more than `capacity` events behind gets `Lagged` from tokio and must resync
 //! from a snapshot (the GraphQL subscriptions do exactly that).
 
-use crate::domain::{Device, ExtensionView, PresenceStatus};
+use crate::domain::{Call, CallState, Device, ExtensionView, PresenceStatus};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -100,6 +100,15 @@ pub struct DeviceChange {
     pub at: i64,
 }
 
+/// A call started ringing, was answered or ended (`kind` is the new state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallChange {
+    pub pbx_id: String,
+    pub kind: CallState,
+    pub call: Call,
+    pub at: i64,
+}
+
 /// Everything a person could watch happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -107,6 +116,7 @@ pub enum Event {
     Extension(ExtensionChange),
     /// Boxed: a device record is large, and most events are small.
     Device(Box<DeviceChange>),
+    Call(Box<CallChange>),
 }
 
 impl Event {
@@ -115,6 +125,7 @@ impl Event {
             Event::Presence(e) => &e.pbx_id,
             Event::Extension(e) => &e.pbx_id,
             Event::Device(e) => &e.pbx_id,
+            Event::Call(e) => &e.pbx_id,
         }
     }
 }

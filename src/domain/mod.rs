@@ -1,11 +1,16 @@
 //! Plain types and rules: what an extension is, what counts as valid, how presence is
 //! derived. Nothing here touches the network or the database.
 
+mod call;
 mod device;
 mod extension;
 mod presence;
 mod registration;
+mod routing;
 mod validation;
+
+pub use call::{Call, CallDirection, CallState, Disposition, HangupSide};
+pub use routing::{CallTarget, Fallback, RouteDecision, decide};
 
 pub use device::{DeviceInfo, DeviceType, classify};
 pub use registration::{Device, EndReason, SipTransport};

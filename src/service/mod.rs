@@ -3,12 +3,14 @@
 
 mod accounts;
 mod auth;
+mod calls;
 mod extensions;
 mod live;
 mod registrations;
 mod tenants;
 
 pub use accounts::SipAccount;
+pub use calls::{CallHandle, CallPage, Party};
 pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
 pub use live::LiveState;
 pub use registrations::{
@@ -70,6 +72,7 @@ pub struct Services {
     pub config: ServiceConfig,
     bindings: registrations::BindingIndex,
     writer: registrations::DeviceWriter,
+    call_writer: calls::CallWriter,
     accounts: accounts::AccountCache,
     locks: StripedLocks,
 }
@@ -83,6 +86,7 @@ impl Services {
     pub fn with_config(store: Store, bus: Bus, jwt: JwtKeys, config: ServiceConfig) -> Arc<Self> {
         Arc::new(Self {
             writer: registrations::DeviceWriter::spawn(store.clone()),
+            call_writer: calls::CallWriter::spawn(store.clone()),
             store,
             bus,
             live: LiveState::default(),

@@ -14,12 +14,11 @@ use crate::domain::{Device, DeviceType, EndReason, SipTransport, classify, deriv
 use crate::events::{
     CauseKind, DeviceChange, DeviceChangeKind, Event, ExtensionRef, PresenceCause, PresenceChange,
 };
+use crate::store::batch::BatchWriter;
 use crate::store::devices::{DeviceListing, DeviceRow};
-use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use tokio::sync::oneshot;
 
 /// Devices stay listed this long after their binding ends.
 pub const DEVICE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -88,105 +87,8 @@ impl BindingIndex {
     }
 }
 
-#[derive(Default)]
-struct Pending {
-    /// The latest row per device id: a device refreshed twenty times while a batch was
-    /// being written is written once.
-    rows: HashMap<String, DeviceRow>,
-    waiters: Vec<oneshot::Sender<Result<(), String>>>,
-}
-
-/// Group commit for device rows. Rows queue up (coalesced per device) while a batch is
-/// being written and go out together in the next one. `write` waits for its batch to
-/// commit; `write_behind` does not (refreshes: the binding already exists in the store,
-/// only its expiry moves, and the next batch follows within milliseconds).
-#[derive(Clone)]
-pub struct DeviceWriter {
-    pending: Arc<std::sync::Mutex<Pending>>,
-    wake: Arc<tokio::sync::Notify>,
-}
-
-const MAX_BATCH_ROWS: usize = 500;
-
-impl DeviceWriter {
-    pub fn spawn(store: Store) -> Self {
-        let writer = Self {
-            pending: Arc::default(),
-            wake: Arc::default(),
-        };
-        let (pending, wake) = (writer.pending.clone(), writer.wake.clone());
-        tokio::spawn(async move {
-            loop {
-                wake.notified().await;
-                loop {
-                    let batch =
-                        std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
-                    if batch.rows.is_empty() && batch.waiters.is_empty() {
-                        break;
-                    }
-                    let rows: Vec<DeviceRow> = batch.rows.into_values().collect();
-                    let mut result = Ok(());
-                    for chunk in rows.chunks(MAX_BATCH_ROWS) {
-                        if let Err(e) = Self::write_chunk(&store, chunk).await {
-                            result = Err(e);
-                        }
-                    }
-                    for waiter in batch.waiters {
-                        let _ = waiter.send(result.clone());
-                    }
-                }
-            }
-        });
-        writer
-    }
-
-    /// One statement (or transaction) for the chunk; when it fails, row by row, so one
-    /// bad row (say, of an extension deleted a moment ago) does not sink the others.
-    async fn write_chunk(store: &Store, chunk: &[DeviceRow]) -> Result<(), String> {
-        if store.upsert_devices(chunk).await.is_ok() {
-            return Ok(());
-        }
-        let mut result = Ok(());
-        for row in chunk {
-            if let Err(e) = store.upsert_devices(std::slice::from_ref(row)).await {
-                tracing::error!(device.id = %row.id, error = %e, "device row not stored");
-                result = Err(e.to_string());
-            }
-        }
-        result
-    }
-
-    fn enqueue(&self, rows: Vec<DeviceRow>, waiter: Option<oneshot::Sender<Result<(), String>>>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for row in rows {
-            pending.rows.insert(row.id.clone(), row);
-        }
-        pending.waiters.extend(waiter);
-        drop(pending);
-        self.wake.notify_one();
-    }
-
-    /// Stores `rows` and waits until they are committed.
-    pub async fn write(&self, rows: Vec<DeviceRow>) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let (done, wait) = oneshot::channel();
-        self.enqueue(rows, Some(done));
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e)),
-            Err(_) => Err(StoreError::Unavailable("device writer stopped".into())),
-        }
-    }
-
-    /// Queues `rows` for the next batch without waiting.
-    pub fn write_behind(&self, rows: Vec<DeviceRow>) {
-        if !rows.is_empty() {
-            self.enqueue(rows, None);
-        }
-    }
-}
+/// Device rows are written in batches (see [`crate::store::batch`]).
+pub type DeviceWriter = BatchWriter<DeviceRow>;
 
 /// One Contact of a REGISTER, already validated by the SIP layer.
 #[derive(Debug, Clone)]

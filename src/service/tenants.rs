@@ -42,6 +42,8 @@ impl Bootstrap<'_> {
             name: name.to_owned(),
             sip_domain: domain,
             created_at: now_ms(),
+            default_caller_id_name: None,
+            default_caller_id_number: None,
         };
         self.0.insert_pbx(&pbx).await.map_err(|e| match e {
             crate::store::StoreError::Unique(what) if what.contains("sip_domain") => {

@@ -3,6 +3,7 @@
 //! service calls.
 
 mod auth;
+mod client;
 mod guard;
 mod headers;
 pub mod message;

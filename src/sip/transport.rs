@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Messages over this size are dropped (and a stream that announces one is closed).
 pub const MAX_MESSAGE: usize = 64 * 1024;
-/// Outbound messages queued per connection before it counts as stuck.
-const FLOW_QUEUE: usize = 256;
+/// Outbound messages queued per connection before it counts as stuck (a busy trunk
+/// over TCP can have thousands in flight; a few MiB per connection at worst).
+const FLOW_QUEUE: usize = 4096;
 
 pub type FlowId = u64;
 

@@ -146,6 +146,16 @@ pub struct DeviceListing {
     pub extension_name: String,
 }
 
+impl super::batch::BatchRow for DeviceRow {
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn upsert(store: &Store, rows: &[Self]) -> impl Future<Output = StoreResult<()>> + Send {
+        store.upsert_devices(rows)
+    }
+}
+
 impl Store {
     /// Writes a batch: inserts new devices, overwrites known ones (all but their identity
     /// and first registration). PostgreSQL takes the batch as one statement; SQLite (where

@@ -5,6 +5,8 @@
 //! either backend fails the build, not a request.
 
 pub mod api_keys;
+pub mod batch;
+pub mod calls;
 pub mod devices;
 pub mod extensions;
 pub mod pbx;

@@ -17,6 +17,9 @@ pub struct Pbx {
     pub name: String,
     pub sip_domain: String,
     pub created_at: i64,
+    /// Caller ID presented on outside calls by extensions without their own.
+    pub default_caller_id_name: Option<String>,
+    pub default_caller_id_number: Option<String>,
 }
 
 impl Store {

@@ -7,6 +7,8 @@ diesel::table! {
         name -> Text,
         sip_domain -> Text,
         created_at -> BigInt,
+        default_caller_id_name -> Nullable<Text>,
+        default_caller_id_number -> Nullable<Text>,
     }
 }
 
@@ -46,7 +48,7 @@ diesel::table! {
 
 diesel::joinable!(api_key -> pbx (pbx_id));
 diesel::joinable!(extension -> pbx (pbx_id));
-diesel::allow_tables_to_appear_in_same_query!(pbx, api_key, extension, device);
+diesel::allow_tables_to_appear_in_same_query!(pbx, api_key, extension, device, call);
 
 diesel::table! {
     device (id) {
@@ -76,3 +78,28 @@ diesel::table! {
 }
 
 diesel::joinable!(device -> extension (extension_id));
+
+diesel::table! {
+    call (id) {
+        id -> Text,
+        pbx_id -> Text,
+        sip_call_id -> Text,
+        direction -> Text,
+        caller_extension_id -> Nullable<Text>,
+        caller_number -> Text,
+        caller_name -> Nullable<Text>,
+        callee_extension_id -> Nullable<Text>,
+        callee_number -> Text,
+        callee_name -> Nullable<Text>,
+        state -> Text,
+        started_at -> BigInt,
+        answered_at -> Nullable<BigInt>,
+        ended_at -> Nullable<BigInt>,
+        answered_by -> Nullable<Text>,
+        disposition -> Nullable<Text>,
+        hangup_side -> Nullable<Text>,
+        end_reason -> Nullable<Text>,
+        forwarded_to -> Nullable<Text>,
+        node_id -> Text,
+    }
+}

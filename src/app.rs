@@ -75,6 +75,13 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
         );
     }
 
+    let orphans = services.end_orphaned_calls().await?;
+    if orphans > 0 {
+        tracing::warn!(
+            calls = orphans,
+            "calls left up by the previous run were ended"
+        );
+    }
     let restored = services.restore_bindings().await?;
     if restored > 0 {
         tracing::info!(bindings = restored, "registrations restored");
@@ -86,6 +93,16 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
         digest: crate::sip::parse_digest_list(&opts.sip_digest).map_err(anyhow::Error::msg)?,
         min_expires: opts.sip_min_expires.max(1),
         nonce_ttl: opts.sip_nonce_ttl,
+        gateway: match &opts.sip_gateway {
+            Some(raw) => Some(
+                crate::sip::uri::Uri::parse(raw)
+                    .map_err(|e| anyhow::anyhow!("--sip-gateway {raw:?}: {e}"))?,
+            ),
+            None => None,
+        },
+        max_call_duration: std::time::Duration::from_secs(opts.call_max_duration.max(1)),
+        probe_interval: std::time::Duration::from_secs(opts.call_probe_interval.max(1)),
+        advertise: opts.sip_advertise.clone(),
     };
     let sip = crate::sip::start(services.clone(), sip_config, shutdown.clone()).await?;
     tokio::spawn(maintenance(services.clone(), shutdown.clone()));

@@ -91,6 +91,24 @@ pub struct ServeOpts {
         global = true
     )]
     pub sip_nonce_ttl: u64,
+    /// The outbound gateway for calls to outside numbers (7+ digits), a SIP URI such as
+    /// `sip:203.0.113.5:5060`; INVITEs from its address are trusted without digest.
+    #[arg(long, env = "SWITCHBOARD_SIP_GATEWAY", global = true)]
+    pub sip_gateway: Option<String>,
+    /// The `host:port` put in our Via and Record-Route headers.
+    #[arg(long, env = "SWITCHBOARD_SIP_ADVERTISE", global = true)]
+    pub sip_advertise: Option<String>,
+    /// Calls are ended after this many seconds (default 4 hours).
+    #[arg(long, env = "SWITCHBOARD_CALL_MAX_DURATION", default_value_t = 4 * 3600, global = true)]
+    pub call_max_duration: u64,
+    /// Seconds between OPTIONS probes of both legs of an answered call.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CALL_PROBE_INTERVAL",
+        default_value_t = 120,
+        global = true
+    )]
+    pub call_probe_interval: u64,
     /// Names this node in device records (several nodes can share PostgreSQL).
     #[arg(long, env = "SWITCHBOARD_NODE_ID", global = true)]
     pub node_id: Option<String>,

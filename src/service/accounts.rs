@@ -23,6 +23,9 @@ pub struct SipAccount {
     pub sip_username: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    /// Caller ID on outside calls, when the extension has its own.
+    pub caller_id_name: Option<String>,
+    pub caller_id_number: Option<String>,
 }
 
 #[derive(Default)]
@@ -70,6 +73,8 @@ impl Services {
             sip_username: ext.sip_username,
             ha1_md5: secrets.ha1_md5,
             ha1_sha256: secrets.ha1_sha256,
+            caller_id_name: ext.caller_id_name,
+            caller_id_number: ext.caller_id_number,
         });
         self.accounts
             .by_user

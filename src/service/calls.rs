@@ -303,6 +303,26 @@ impl Services {
         Ok(CallPage { calls, next })
     }
 
+    /// An extension of the caller's PBX by id or number (for filters).
+    pub async fn resolve_extension(
+        &self,
+        principal: &Principal,
+        key: &str,
+    ) -> ServiceResult<String> {
+        principal.require(Scope::ExtensionsRead)?;
+        if let Some(ext) = self.store.extension_by_id(&principal.pbx_id, key).await? {
+            return Ok(ext.id);
+        }
+        match self
+            .store
+            .extension_by_number(&principal.pbx_id, key)
+            .await?
+        {
+            Some(ext) => Ok(ext.id),
+            None => Err(crate::service::ServiceError::NotFound("extension")),
+        }
+    }
+
     /// Marks calls a previous run left unfinished as ended (at start).
     pub async fn end_orphaned_calls(&self) -> ServiceResult<usize> {
         Ok(self

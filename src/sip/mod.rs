@@ -4,9 +4,11 @@
 
 mod auth;
 mod client;
+mod dialogs;
 mod guard;
 mod headers;
 pub mod message;
+mod proxy;
 mod registrar;
 mod transaction;
 pub mod transport;
@@ -27,7 +29,7 @@ use transport::{Flows, Origin, Sink};
 use uri::NameAddr;
 
 pub const SERVER: &str = concat!("Switchboard/", env!("CARGO_PKG_VERSION"));
-const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIFY";
 
 /// The mandatory headers of a request, parsed once (RFC 3261 §8.1.1).
 pub struct RequestCtx {
@@ -98,6 +100,15 @@ pub struct SipConfig {
     pub min_expires: u32,
     /// Seconds a digest nonce stays fresh.
     pub nonce_ttl: u64,
+    /// Where calls to outside numbers go; INVITEs from its address are trusted.
+    pub gateway: Option<uri::Uri>,
+    /// Calls longer than this are ended by us (nobody is on a call for four hours).
+    pub max_call_duration: std::time::Duration,
+    /// How often both legs of a call are probed with OPTIONS.
+    pub probe_interval: std::time::Duration,
+    /// The address put in our Via and Record-Route; default: the bound one (or this
+    /// host's primary address when bound to all interfaces).
+    pub advertise: Option<String>,
 }
 
 /// Parses `MD5,SHA-256` (order of preference).
@@ -120,11 +131,22 @@ pub fn parse_digest_list(raw: &str) -> Result<Vec<crate::auth::digest::Algorithm
 pub struct SipCore {
     services: Arc<Services>,
     config: SipConfig,
+    /// `host:port` in our Via and Record-Route.
+    advertise: String,
     udp: Arc<tokio::net::UdpSocket>,
     flows: Arc<Flows>,
+    /// Connections we opened, by peer address.
+    outbound: std::sync::Mutex<std::collections::HashMap<SocketAddr, transport::FlowId>>,
     transactions: ServerTransactions,
+    clients: Arc<client::ClientTransactions>,
+    /// Running INVITEs, for their CANCELs.
+    invites: std::sync::Mutex<
+        std::collections::HashMap<TxKey, tokio::sync::mpsc::Sender<proxy::InviteSignal>>,
+    >,
+    dialogs: dialogs::Dialogs,
     nonces: auth::NonceBook,
     guard: guard::Guard,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Addresses the SIP listeners are bound to.
@@ -159,9 +181,23 @@ pub async fn start(
         }
     };
     let bound = udp.local_addr()?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| {
+        let host = if bound.ip().is_unspecified() {
+            crate::config::primary_ip()
+        } else {
+            bound.ip().to_string()
+        };
+        format!("{host}:{}", bound.port())
+    });
     let core = Arc::new(SipCore {
         services,
         config: config.clone(),
+        advertise,
+        outbound: Default::default(),
+        clients: Default::default(),
+        invites: Default::default(),
+        dialogs: Default::default(),
+        shutdown: shutdown.clone(),
         udp: Arc::new(udp),
         flows: Arc::new(Flows::default()),
         transactions: ServerTransactions::default(),
@@ -229,14 +265,13 @@ fn random_tag() -> String {
 impl SipCore {
     /// Handles one message from the network. Never panics on input: anything that does
     /// not parse gets a 400 when it names a Via to answer to, else is dropped.
-    pub async fn handle(&self, bytes: &[u8], origin: Origin) {
+    pub async fn handle(self: &Arc<Self>, bytes: &[u8], origin: Origin) {
         if self.guard.is_banned(origin.remote.ip()) {
             return;
         }
         let req = match Message::parse(bytes) {
             Ok(Message::Request(req)) => req,
-            // We send no requests yet, so no response is ours to match.
-            Ok(Message::Response(_)) => return,
+            Ok(Message::Response(resp)) => return self.on_response(resp),
             Err(e) => return self.reject_unparsable(bytes, e, origin).await,
         };
         if let Some(ua) = req.headers.get(&Name::UserAgent)
@@ -260,8 +295,11 @@ impl SipCore {
         };
         let key = self.transactions.key(&req, &ctx.vias[0]);
         if req.method == Method::Ack {
-            // ACK to one of our final responses ends that (INVITE) transaction; we have
-            // none yet, so there is nothing to do.
+            // An ACK to one of our non-2xx finals ends that INVITE transaction; an ACK
+            // for a 2xx belongs to a dialog and goes on to the callee.
+            if !self.transactions.is_known(key) && ctx.to.tag().is_some() {
+                self.in_dialog(req, ctx, origin, None).await;
+            }
             return;
         }
         match self.transactions.receive(key) {
@@ -269,16 +307,95 @@ impl SipCore {
             Seen::Again(Some(bytes)) => return self.send(origin, bytes),
             Seen::Again(None) => return,
         }
-        let response = self.dispatch(&req, &ctx, origin).await;
-        self.finish(key, origin, response);
+        if let Some(unsupported) = unsupported_requirements(&req) {
+            let mut resp = self.response(&req, &ctx, origin, 420, "Bad Extension");
+            resp.headers.push(Name::Unsupported, unsupported);
+            return self.finish(key, origin, resp);
+        }
+        let in_dialog = ctx.to.tag().is_some() && self.dialogs.get(&ctx.call_id).is_some();
+        match req.method {
+            Method::Invite if ctx.to.tag().is_none() => self.invite(req, ctx, origin, key).await,
+            Method::Cancel => {
+                let resp = self.cancel(&req, &ctx, origin);
+                self.finish(key, origin, resp);
+            }
+            Method::Register | Method::Options if !in_dialog => {
+                let response = self.dispatch(&req, &ctx, origin).await;
+                self.finish(key, origin, response);
+            }
+            _ if ctx.to.tag().is_some() => self.in_dialog(req, ctx, origin, Some(key)).await,
+            _ => {
+                let response = self.dispatch(&req, &ctx, origin).await;
+                self.finish(key, origin, response);
+            }
+        }
+    }
+
+    /// CANCEL of a pending INVITE: 200 for the CANCEL, and the INVITE's branches are
+    /// cancelled (its 487 follows from the INVITE task).
+    fn cancel(&self, req: &Request, ctx: &RequestCtx, origin: Origin) -> Response {
+        let mut as_invite = req.clone();
+        as_invite.method = Method::Invite;
+        let invite_key = self.transactions.key(&as_invite, &ctx.vias[0]);
+        let task = self
+            .invites
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&invite_key)
+            .cloned();
+        match task {
+            Some(signals) => {
+                let _ = signals.try_send(proxy::InviteSignal::Cancel);
+                self.response(req, ctx, origin, 200, "OK")
+            }
+            None => self.response(req, ctx, origin, 481, "Call/Transaction Does Not Exist"),
+        }
+    }
+
+    /// A response: to its client transaction, or (a 2xx retransmission) on to the caller.
+    fn on_response(&self, resp: Response) {
+        let branch = resp
+            .headers
+            .get(&Name::Via)
+            .and_then(|v| uri::split_list(v).first().and_then(|v| Via::parse(v)))
+            .and_then(|v| v.branch().map(str::to_owned));
+        let method = resp
+            .headers
+            .get(&Name::CSeq)
+            .and_then(headers::parse_cseq)
+            .map(|(_, m)| m);
+        let (Some(branch), Some(method)) = (branch, method) else {
+            return;
+        };
+        if !self.clients.deliver(&branch, &method, resp.clone()) {
+            self.stray_response(resp);
+        }
+    }
+
+    /// What a caller hears when a call goes to voicemail, until voicemail exists.
+    fn voicemail_unavailable(
+        &self,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        ext: &crate::domain::Extension,
+    ) -> Response {
+        self.warned(
+            req,
+            ctx,
+            origin,
+            480,
+            "Temporarily Unavailable",
+            &format!("voicemail for {} is not available", ext.number),
+        )
+    }
+
+    /// Our address as it appears in Via and Record-Route (`host:port`).
+    pub fn advertised(&self) -> String {
+        self.advertise.clone()
     }
 
     async fn dispatch(&self, req: &Request, ctx: &RequestCtx, origin: Origin) -> Response {
-        if let Some(unsupported) = unsupported_requirements(req) {
-            let mut resp = self.response(req, ctx, origin, 420, "Bad Extension");
-            resp.headers.push(Name::Unsupported, unsupported);
-            return resp;
-        }
         match &req.method {
             Method::Register => self.register(req, ctx, origin).await,
             Method::Options => {
@@ -287,9 +404,6 @@ impl SipCore {
                 resp.headers
                     .push(Name::Other("Accept".into()), "application/sdp");
                 resp
-            }
-            Method::Cancel => {
-                self.response(req, ctx, origin, 481, "Call/Transaction Does Not Exist")
             }
             Method::Other(_) => {
                 let mut resp = self.response(req, ctx, origin, 501, "Not Implemented");
@@ -315,8 +429,54 @@ impl SipCore {
         self.send(origin, bytes);
     }
 
-    /// Sends to where a request came from: over its connection for streams; for UDP to
-    /// the source address and port, whatever the Via says (phones behind NAT).
+    /// Sends to a peer: over its connection for streams (a new one for TCP when there
+    /// is none); for UDP to the address and port requests came from, whatever the Via
+    /// says (phones behind NAT).
+    pub(crate) fn send_to(self: &Arc<Self>, dest: Origin, bytes: Arc<[u8]>) {
+        if dest.transport == SipTransport::Tcp && dest.flow.is_none_or(|f| !self.flows.is_open(f)) {
+            let core = self.clone();
+            tokio::spawn(async move { core.send_over_new_tcp(dest.remote, bytes).await });
+            return;
+        }
+        self.send(dest, bytes);
+    }
+
+    async fn send_over_new_tcp(self: Arc<Self>, remote: SocketAddr, bytes: Arc<[u8]>) {
+        let known = self
+            .outbound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&remote)
+            .copied();
+        if let Some(flow) = known.filter(|f| self.flows.is_open(*f)) {
+            self.flows.send(flow, bytes);
+            return;
+        }
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::TcpStream::connect(remote),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                let flow = transport::serve_outbound_tcp(
+                    stream,
+                    remote,
+                    self.flows.clone(),
+                    self.clone(),
+                    self.shutdown.clone(),
+                );
+                self.outbound
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(remote, flow);
+                self.flows.send(flow, bytes);
+            }
+            _ => tracing::debug!(sip.remote = %remote, "TCP connect failed"),
+        }
+    }
+
     fn send(&self, origin: Origin, bytes: Arc<[u8]>) {
         match (origin.transport, origin.flow) {
             (SipTransport::Udp, _) => {
@@ -445,6 +605,11 @@ impl SipCore {
     /// Connections open right now (TCP and websocket).
     pub fn open_flows(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Answered calls in progress.
+    pub fn active_dialogs(&self) -> usize {
+        self.dialogs.len()
     }
 
     /// Server transactions remembered right now.

@@ -133,6 +133,11 @@ impl ServerTransactions {
         Seen::New
     }
 
+    /// Whether a transaction with this key is remembered (an ACK for one of our finals).
+    pub fn is_known(&self, key: TxKey) -> bool {
+        self.lock(key).entries.contains_key(&key)
+    }
+
     /// Records a provisional response to resend on retransmissions.
     pub fn provisional(&self, key: TxKey, bytes: Arc<[u8]>) {
         if let Some(entry) = self.lock(key).entries.get_mut(&key)

@@ -81,6 +81,13 @@ impl Flows {
         }
     }
 
+    pub fn is_open(&self, id: FlowId) -> bool {
+        self.senders
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&id)
+    }
+
     pub fn len(&self) -> usize {
         self.senders.read().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -166,6 +173,21 @@ pub async fn run_tcp<S: Sink>(
     }
 }
 
+/// Serves a connection we opened ourselves; returns its flow at once.
+pub fn serve_outbound_tcp<S: Sink>(
+    stream: TcpStream,
+    remote: SocketAddr,
+    flows: Arc<Flows>,
+    sink: Arc<S>,
+    shutdown: CancellationToken,
+) -> FlowId {
+    let (flow, outbound) = flows.open(remote);
+    tokio::spawn(serve_stream(
+        stream, remote, flow, outbound, flows, sink, shutdown,
+    ));
+    flow
+}
+
 async fn serve_tcp<S: Sink>(
     stream: TcpStream,
     remote: SocketAddr,
@@ -173,8 +195,20 @@ async fn serve_tcp<S: Sink>(
     sink: Arc<S>,
     shutdown: CancellationToken,
 ) {
+    let (flow, outbound) = flows.open(remote);
+    serve_stream(stream, remote, flow, outbound, flows, sink, shutdown).await;
+}
+
+async fn serve_stream<S: Sink>(
+    stream: TcpStream,
+    remote: SocketAddr,
+    flow: FlowId,
+    mut outbound: mpsc::Receiver<Outbound>,
+    flows: Arc<Flows>,
+    sink: Arc<S>,
+    shutdown: CancellationToken,
+) {
     let (mut reader, mut writer) = stream.into_split();
-    let (flow, mut outbound) = flows.open(remote);
     let writer_task = tokio::spawn(async move {
         while let Some(bytes) = outbound.recv().await {
             if writer.write_all(&bytes).await.is_err() {

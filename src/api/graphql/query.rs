@@ -1,7 +1,9 @@
 //! Read-only queries.
 
 use super::caller;
-use super::types::{Extension, ExtensionStatsObject, Phone, PhoneStatsObject};
+use super::types::{
+    CallConnection, CallObject, Extension, ExtensionStatsObject, PageInfo, Phone, PhoneStatsObject,
+};
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, PresenceStatus};
 use crate::service::ServiceError;
@@ -62,6 +64,45 @@ impl QueryRoot {
     async fn phone_stats(&self, ctx: &Context<'_>) -> Result<PhoneStatsObject> {
         let (services, principal) = caller(ctx)?;
         Ok(services.phone_stats(principal).await.map_err(gql)?.into())
+    }
+
+    /// Calls of the caller's PBX, newest first; `active` for those ringing or up;
+    /// `extension` (id or number) for one extension's.
+    async fn calls(
+        &self,
+        ctx: &Context<'_>,
+        active: Option<bool>,
+        extension: Option<String>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> Result<CallConnection> {
+        let (services, principal) = caller(ctx)?;
+        let extension_id = match extension {
+            Some(key) => Some(
+                services
+                    .resolve_extension(principal, &key)
+                    .await
+                    .map_err(gql)?,
+            ),
+            None => None,
+        };
+        let page = services
+            .list_calls(
+                principal,
+                active.unwrap_or(false),
+                extension_id,
+                usize::try_from(first.clamp(1, 500)).unwrap_or(50),
+                after.as_deref(),
+            )
+            .await
+            .map_err(gql)?;
+        Ok(CallConnection {
+            page_info: PageInfo {
+                has_next_page: page.next.is_some(),
+                end_cursor: page.next,
+            },
+            nodes: page.calls.into_iter().map(CallObject).collect(),
+        })
     }
 
     /// Counts by type and by status.

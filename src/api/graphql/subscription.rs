@@ -6,7 +6,7 @@
 //! missing changes; events already covered by that snapshot are skipped.
 
 use super::caller;
-use super::types::{DeviceEvent, Extension, ExtensionEvent, PresenceEvent};
+use super::types::{CallEvent, CallObject, DeviceEvent, Extension, ExtensionEvent, PresenceEvent};
 use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
@@ -54,6 +54,23 @@ impl SubscriptionRoot {
         Ok(feed(services.clone(), principal.clone(), DeviceFilter))
     }
 
+    /// Calls ringing, answered and ended, of the watched extensions (all when `numbers`
+    /// is omitted); the first events are the calls active right now.
+    async fn call_events(
+        &self,
+        ctx: &Context<'_>,
+        numbers: Option<Vec<String>>,
+    ) -> Result<impl Stream<Item = CallEvent> + use<>> {
+        let (services, principal) = caller(ctx)?;
+        principal
+            .require(Scope::ExtensionsRead)
+            .map_err(|e| gql(e.into()))?;
+        let filter = CallFilter {
+            numbers: numbers.map(|n| n.into_iter().collect()),
+        };
+        Ok(feed(services.clone(), principal.clone(), filter))
+    }
+
     /// Extensions created, updated or deleted in the caller's PBX.
     async fn extension_changed(
         &self,
@@ -64,6 +81,65 @@ impl SubscriptionRoot {
             .require(Scope::ExtensionsRead)
             .map_err(|e| gql(e.into()))?;
         Ok(feed(services.clone(), principal.clone(), ExtensionFilter))
+    }
+}
+
+struct CallFilter {
+    numbers: Option<HashSet<String>>,
+}
+
+impl CallFilter {
+    fn wants(&self, call: &crate::domain::Call) -> bool {
+        self.numbers.as_ref().is_none_or(|n| {
+            (call.caller_extension_id.is_some() && n.contains(&call.caller_number))
+                || (call.callee_extension_id.is_some() && n.contains(&call.callee_number))
+        })
+    }
+}
+
+impl FeedKind for CallFilter {
+    type Item = CallEvent;
+    const OPENS_WITH_SNAPSHOT: bool = true;
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<CallEvent> {
+        match &envelope.event {
+            Event::Call(change)
+                if change.pbx_id == principal.pbx_id && self.wants(&change.call) =>
+            {
+                Some(CallEvent {
+                    kind: change.kind,
+                    call: CallObject(change.call.clone()),
+                    at: rfc3339(change.at),
+                    sequence: envelope.sequence,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The active calls, each as an event of its current state.
+    async fn snapshot(
+        &self,
+        services: &Services,
+        principal: &Principal,
+        _cause: CauseKind,
+        sequence: u64,
+    ) -> ServiceResult<Vec<CallEvent>> {
+        let page = services
+            .list_calls(principal, true, None, 500, None)
+            .await?;
+        let at = rfc3339(now_ms());
+        Ok(page
+            .calls
+            .into_iter()
+            .filter(|c| self.wants(c))
+            .map(|c| CallEvent {
+                kind: c.state,
+                call: CallObject(c),
+                at: at.clone(),
+                sequence,
+            })
+            .collect())
     }
 }
 

@@ -64,6 +64,21 @@ impl Extension {
     async fn updated_at(&self) -> String {
         rfc3339(self.0.extension.updated_at)
     }
+    /// Calls this extension is on right now (ringing or answered).
+    async fn active_calls(&self, ctx: &Context<'_>) -> Result<Vec<CallObject>> {
+        let (services, principal) = caller(ctx)?;
+        let page = services
+            .list_calls(
+                principal,
+                true,
+                Some(self.0.extension.id.clone()),
+                100,
+                None,
+            )
+            .await
+            .map_err(gql)?;
+        Ok(page.calls.into_iter().map(CallObject).collect())
+    }
     /// Devices of this extension: live ones and those seen in the last 30 days
     /// (needs `pbx:phones:read`).
     async fn devices(&self, ctx: &Context<'_>) -> Result<Vec<Phone>> {
@@ -398,4 +413,92 @@ impl ExtensionEvent {
             sequence,
         }
     }
+}
+
+/// One side of a call.
+#[derive(SimpleObject)]
+pub struct CallParty {
+    pub extension_id: Option<ID>,
+    pub number: String,
+    pub name: Option<String>,
+}
+
+/// A call: its record while it rings, once answered, and after it ended.
+pub struct CallObject(pub crate::domain::Call);
+
+#[Object(name = "Call")]
+impl CallObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn sip_call_id(&self) -> &str {
+        &self.0.sip_call_id
+    }
+    async fn direction(&self) -> crate::domain::CallDirection {
+        self.0.direction
+    }
+    async fn caller(&self) -> CallParty {
+        CallParty {
+            extension_id: self.0.caller_extension_id.clone().map(ID),
+            number: self.0.caller_number.clone(),
+            name: self.0.caller_name.clone(),
+        }
+    }
+    async fn callee(&self) -> CallParty {
+        CallParty {
+            extension_id: self.0.callee_extension_id.clone().map(ID),
+            number: self.0.callee_number.clone(),
+            name: self.0.callee_name.clone(),
+        }
+    }
+    async fn state(&self) -> crate::domain::CallState {
+        self.0.state
+    }
+    async fn started_at(&self) -> String {
+        rfc3339(self.0.started_at)
+    }
+    async fn answered_at(&self) -> Option<String> {
+        self.0.answered_at.map(rfc3339)
+    }
+    async fn ended_at(&self) -> Option<String> {
+        self.0.ended_at.map(rfc3339)
+    }
+    /// The device that answered.
+    async fn answered_by(&self) -> Option<ID> {
+        self.0.answered_by.clone().map(ID)
+    }
+    async fn disposition(&self) -> Option<crate::domain::Disposition> {
+        self.0.disposition
+    }
+    async fn hangup_side(&self) -> Option<crate::domain::HangupSide> {
+        self.0.hangup_side
+    }
+    async fn end_reason(&self) -> Option<&str> {
+        self.0.end_reason.as_deref()
+    }
+    async fn forwarded_to(&self) -> Option<&str> {
+        self.0.forwarded_to.as_deref()
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+/// A page of calls, newest first.
+#[derive(SimpleObject)]
+pub struct CallConnection {
+    pub nodes: Vec<CallObject>,
+    pub page_info: PageInfo,
+}
+
+/// A call rang, was answered or ended.
+#[derive(SimpleObject)]
+pub struct CallEvent {
+    pub kind: crate::domain::CallState,
+    pub call: CallObject,
+    pub at: String,
+    pub sequence: u64,
 }

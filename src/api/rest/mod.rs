@@ -1,6 +1,7 @@
 //! The `/v1/pbx/...` REST shim: JSON in the documented shapes, over the same service
 //! functions GraphQL uses.
 
+mod calls;
 mod extensions;
 mod phones;
 
@@ -12,4 +13,5 @@ pub fn routes() -> Router<AppState> {
         .merge(super::auth_routes())
         .merge(extensions::routes())
         .merge(phones::routes())
+        .merge(calls::routes())
 }

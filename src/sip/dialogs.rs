@@ -1,0 +1,363 @@
+//! Answered calls as SIP dialogs: in-dialog requests (BYE, re-INVITE, UPDATE, INFO,
+//! REFER, ACK for 2xx) are relayed between the two legs, and every dialog is watched:
+//! an OPTIONS probe finds legs that vanished, and a maximum duration ends calls nobody
+//! hung up, so no extension stays busy forever.
+
+use super::client::ClientEvent;
+use super::headers::Via;
+use super::message::{Method, Name, Request};
+use super::transaction::TxKey;
+use super::transport::Origin;
+use super::uri::Uri;
+use super::{RequestCtx, SipCore};
+use crate::domain::{Disposition, HangupSide};
+use crate::service::CallHandle;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One side of a dialog.
+pub struct Leg {
+    pub origin: Origin,
+    pub tag: String,
+    pub contact: Uri,
+    /// The highest CSeq this side has sent in the dialog.
+    pub cseq: AtomicU32,
+}
+
+impl Leg {
+    pub fn new(origin: Origin, tag: &str, contact: Uri, cseq: u32) -> Self {
+        Self {
+            origin,
+            tag: tag.to_owned(),
+            contact,
+            cseq: AtomicU32::new(cseq),
+        }
+    }
+}
+
+pub struct Dialog {
+    pub call: Arc<CallHandle>,
+    pub call_id: String,
+    pub caller: Leg,
+    pub callee: Leg,
+    /// From and To as the callee saw them in the INVITE (To with its tag).
+    pub from_header: String,
+    pub to_header: String,
+    pub forwarded: bool,
+    pub ended: AtomicBool,
+    ended_signal: tokio::sync::Notify,
+}
+
+impl Dialog {
+    pub fn new(
+        call: Arc<CallHandle>,
+        call_id: String,
+        caller: Leg,
+        callee: Leg,
+        from_header: String,
+        to_header: String,
+        forwarded: bool,
+    ) -> Self {
+        Self {
+            call,
+            call_id,
+            caller,
+            callee,
+            from_header,
+            to_header,
+            forwarded,
+            ended: AtomicBool::new(false),
+            ended_signal: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn disposition(&self) -> Disposition {
+        if self.forwarded {
+            Disposition::Forwarded
+        } else {
+            Disposition::Answered
+        }
+    }
+}
+
+/// Live dialogs by SIP Call-ID.
+#[derive(Default)]
+pub struct Dialogs {
+    by_call_id: Mutex<HashMap<String, Arc<Dialog>>>,
+}
+
+impl Dialogs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Dialog>>> {
+        self.by_call_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, dialog: Arc<Dialog>) {
+        self.lock().insert(dialog.call_id.clone(), dialog);
+    }
+
+    pub fn get(&self, call_id: &str) -> Option<Arc<Dialog>> {
+        self.lock().get(call_id).cloned()
+    }
+
+    fn remove(&self, call_id: &str) {
+        self.lock().remove(call_id);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl SipCore {
+    /// A request with a To tag: relay it to the other leg of its dialog.
+    pub(super) async fn in_dialog(
+        self: &Arc<Self>,
+        req: Request,
+        ctx: RequestCtx,
+        origin: Origin,
+        key: Option<TxKey>,
+    ) {
+        let Some(dialog) = self.dialogs.get(&ctx.call_id) else {
+            if let Some(key) = key {
+                let resp =
+                    self.response(&req, &ctx, origin, 481, "Call/Transaction Does Not Exist");
+                self.finish(key, origin, resp);
+            }
+            return;
+        };
+        let from_tag = ctx.from.tag().unwrap_or_default();
+        let (sender, other, side) = if from_tag == dialog.caller.tag {
+            (&dialog.caller, &dialog.callee, HangupSide::Caller)
+        } else if from_tag == dialog.callee.tag {
+            (&dialog.callee, &dialog.caller, HangupSide::Callee)
+        } else {
+            if let Some(key) = key {
+                let resp =
+                    self.response(&req, &ctx, origin, 481, "Call/Transaction Does Not Exist");
+                self.finish(key, origin, resp);
+            }
+            return;
+        };
+        sender.cseq.fetch_max(ctx.cseq, Ordering::Relaxed);
+        let mark = self.loop_mark(&req, &ctx);
+        let (out, branch) =
+            self.forward_request(&req, origin, req.uri.clone(), other.origin, &mark);
+        let Some(key) = key else {
+            // ACK for a 2xx: end to end, no response, no transaction.
+            self.send_to(other.origin, out.to_bytes().into());
+            return;
+        };
+        let is_bye = req.method == Method::Bye;
+        let mut events = self.start_client(out, branch, other.origin);
+        let final_response = loop {
+            match events.recv().await {
+                Some(ClientEvent::Response(resp)) if resp.status < 200 => {
+                    let bytes = self.relay_response(resp, origin);
+                    self.transactions.provisional(key, bytes);
+                }
+                Some(ClientEvent::Response(resp)) => break Some(resp),
+                Some(ClientEvent::Timeout) | None => break None,
+            }
+        };
+        match final_response {
+            Some(resp) => {
+                let bytes = self.relay_response(resp, origin);
+                self.transactions
+                    .complete(key, bytes, origin.transport.is_reliable());
+            }
+            None => {
+                let resp = self.response(&req, &ctx, origin, 408, "Request Timeout");
+                self.finish(key, origin, resp);
+            }
+        }
+        if is_bye {
+            self.close_dialog(&dialog, side, None).await;
+        }
+    }
+
+    /// Ends the call record of a dialog and forgets it (once).
+    async fn close_dialog(&self, dialog: &Dialog, side: HangupSide, reason: Option<&str>) {
+        if dialog.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.dialogs.remove(&dialog.call_id);
+        dialog.ended_signal.notify_waiters();
+        if let Err(e) = self
+            .services
+            .end_call(&dialog.call, dialog.disposition(), side, reason)
+            .await
+        {
+            tracing::error!(error = %e, "call record not stored");
+        }
+    }
+
+    /// A request of our own within a dialog, towards the callee (`to_callee`) or the
+    /// caller, with the next CSeq of the side it appears to come from.
+    fn in_dialog_request(
+        &self,
+        dialog: &Dialog,
+        to_callee: bool,
+        method: Method,
+    ) -> (Request, String, Origin) {
+        let (target, from, to, seq) = if to_callee {
+            (
+                &dialog.callee,
+                dialog.from_header.clone(),
+                dialog.to_header.clone(),
+                &dialog.caller.cseq,
+            )
+        } else {
+            (
+                &dialog.caller,
+                dialog.to_header.clone(),
+                dialog.from_header.clone(),
+                &dialog.callee.cseq,
+            )
+        };
+        let cseq = seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let branch = format!("z9hG4bK-sb-{}", crate::ids::lower_alnum(16));
+        let transport = match target.origin.transport {
+            crate::domain::SipTransport::Udp => "UDP",
+            crate::domain::SipTransport::Tcp => "TCP",
+            crate::domain::SipTransport::Tls => "TLS",
+            crate::domain::SipTransport::Ws => "WS",
+            crate::domain::SipTransport::Wss => "WSS",
+        };
+        let mut req = Request {
+            method: method.clone(),
+            uri: target.contact.clone(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        req.headers.push(
+            Name::Via,
+            format!(
+                "SIP/2.0/{transport} {};branch={branch};rport",
+                self.advertised()
+            ),
+        );
+        req.headers.push(Name::From, from);
+        req.headers.push(Name::To, to);
+        req.headers.push(Name::CallId, dialog.call_id.clone());
+        req.headers.push(Name::CSeq, format!("{cseq} {method}"));
+        req.headers.push(Name::MaxForwards, "70");
+        req.headers
+            .push(Name::Other("User-Agent".into()), super::SERVER);
+        (req, branch, target.origin)
+    }
+
+    /// Sends our own in-dialog request and returns its final status (None: no answer).
+    async fn probe(
+        self: &Arc<Self>,
+        dialog: &Dialog,
+        to_callee: bool,
+        method: Method,
+    ) -> Option<u16> {
+        let (req, branch, dest) = self.in_dialog_request(dialog, to_callee, method);
+        let mut events = self.start_client(req, branch, dest);
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Response(r)) if r.status >= 200 => return Some(r.status),
+                Some(ClientEvent::Response(_)) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Watches a dialog until it ends: OPTIONS probes on both legs, and a maximum
+    /// duration. A leg that answers 481 or 408 (or not at all) is gone: the call is
+    /// ended and the other leg gets a BYE.
+    pub(super) fn supervise(self: Arc<Self>, dialog: Arc<Dialog>) {
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + self.config.max_call_duration;
+            let mut probes = tokio::time::interval_at(
+                tokio::time::Instant::now() + self.config.probe_interval,
+                self.config.probe_interval,
+            );
+            loop {
+                if dialog.ended.load(Ordering::Acquire) {
+                    return;
+                }
+                tokio::select! {
+                    () = dialog.ended_signal.notified() => return,
+                    () = tokio::time::sleep_until(deadline) => {
+                        tracing::info!(sip.call_id = %dialog.call_id, "call reached its maximum duration");
+                        self.hang_up(&dialog, true, true, "max-duration").await;
+                        return;
+                    }
+                    _ = probes.tick() => {
+                        for to_callee in [true, false] {
+                            let status = self.probe(&dialog, to_callee, Method::Options).await;
+                            if dialog.ended.load(Ordering::Acquire) {
+                                return;
+                            }
+                            if matches!(status, None | Some(408 | 481)) {
+                                tracing::info!(sip.call_id = %dialog.call_id, to_callee, ?status, "call leg gone");
+                                self.hang_up(&dialog, !to_callee, to_callee, "probe-failed").await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Ends a call from our side: BYE to the legs named, then the record.
+    async fn hang_up(
+        self: &Arc<Self>,
+        dialog: &Dialog,
+        bye_callee: bool,
+        bye_caller: bool,
+        reason: &str,
+    ) {
+        if dialog.ended.load(Ordering::Acquire) {
+            return;
+        }
+        let (a, b) = tokio::join!(
+            async {
+                if bye_callee {
+                    self.probe(dialog, true, Method::Bye).await;
+                }
+            },
+            async {
+                if bye_caller {
+                    self.probe(dialog, false, Method::Bye).await;
+                }
+            }
+        );
+        let _ = (a, b);
+        self.close_dialog(dialog, HangupSide::System, Some(reason))
+            .await;
+    }
+
+    /// A response no client transaction claimed: a retransmitted 2xx of an answered
+    /// INVITE goes on to the caller; anything else is dropped.
+    pub(super) fn stray_response(&self, resp: super::message::Response) {
+        let Some(call_id) = resp.headers.get(&Name::CallId) else {
+            return;
+        };
+        let is_invite_2xx = (200..300).contains(&resp.status)
+            && resp
+                .headers
+                .get(&Name::CSeq)
+                .and_then(super::headers::parse_cseq)
+                .is_some_and(|(_, m)| m == Method::Invite);
+        let ours = resp
+            .headers
+            .get(&Name::Via)
+            .and_then(|v| {
+                super::uri::split_list(v)
+                    .first()
+                    .and_then(|v| Via::parse(v))
+            })
+            .is_some_and(|v| v.sent_by() == self.advertised());
+        if !is_invite_2xx || !ours {
+            return;
+        }
+        if let Some(dialog) = self.dialogs.get(call_id) {
+            self.relay_response(resp, dialog.caller.origin);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth_and_tenants;
+mod calls;
 mod cli_and_health;
 mod extensions_rest;
 mod graphql_api;

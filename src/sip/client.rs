@@ -161,7 +161,7 @@ async fn run(
     let mut next_retransmit = start + interval;
     let mut proceeding = false;
     let final_response = loop {
-        let retransmitting = !reliable && !(invite && proceeding);
+        let retransmitting = !(reliable || invite && proceeding);
         // An INVITE that got a provisional waits for its final without Timer B (the
         // proxy's ring timeout bounds it); everything else times out.
         let timing_out = !(invite && proceeding);
@@ -224,7 +224,6 @@ async fn run(
 mod tests {
     use super::*;
     use crate::sip::message::Message;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn request(method: &str) -> Request {
         let raw = format!(
@@ -249,9 +248,12 @@ mod tests {
         }
     }
 
+    /// What was sent (first line) and when.
+    type SendLog = Arc<Mutex<Vec<(Instant, String)>>>;
+
     /// A transport that records what was sent and when.
-    fn recorder() -> (Send, Arc<Mutex<Vec<(Instant, String)>>>) {
-        let log: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    fn recorder() -> (Send, SendLog) {
+        let log: SendLog = Arc::default();
         let l = log.clone();
         let send: Send = Arc::new(move |b: Arc<[u8]>| {
             let first = String::from_utf8_lossy(&b)

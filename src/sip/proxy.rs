@@ -196,8 +196,11 @@ impl SipCore {
         ctx: &RequestCtx,
         origin: Origin,
     ) -> Result<Caller, Box<Response>> {
+        // The gateway is trusted by address: its IP, and over UDP its port too (so a
+        // phone on the same host as the gateway is still asked for credentials).
         if let Some(gw) = self.gateway_addr().await
             && gw.ip() == origin.remote.ip()
+            && (origin.transport != SipTransport::Udp || gw.port() == origin.remote.port())
         {
             let host = &req.uri.host;
             let pbx = match self.services.pbx_for_domain(host).await {
@@ -578,8 +581,12 @@ impl CallRun<'_> {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .ok();
+        let flow = b.flow.filter(|f| self.core.flows.is_open(*f));
+        // Without NAT in between (the contact names the address the registration came
+        // from), the contact's own port is where the phone listens; a connection that
+        // closed is reopened there.
         let remote = match contact_ip {
-            Some(ip) if ip == source_ip && b.device.transport == SipTransport::Udp => {
+            Some(ip) if ip == source_ip && flow.is_none() => {
                 std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060))
             }
             _ => std::net::SocketAddr::new(source_ip, b.device.source_port),
@@ -587,7 +594,7 @@ impl CallRun<'_> {
         let dest = Origin {
             transport: b.device.transport,
             remote,
-            flow: b.flow.filter(|f| self.core.flows.is_open(*f)),
+            flow,
         };
         if dest.transport.is_websocket() && dest.flow.is_none() {
             return None; // a browser phone is only reachable over its own connection

@@ -68,6 +68,9 @@ pub struct Sipp<'a> {
     port: u16,
     bind_ip: &'static str,
     extra: Vec<String>,
+    auth_uri: String,
+    /// A server-side scenario: no target, no CSV; it waits for calls.
+    uas: bool,
 }
 
 impl<'a> Sipp<'a> {
@@ -81,7 +84,30 @@ impl<'a> Sipp<'a> {
             port: free_port(),
             bind_ip: "127.0.0.1",
             extra: Vec::new(),
+            auth_uri: "127.0.0.1".to_owned(),
+            uas: false,
         }
+    }
+
+    /// A SIPp that answers calls on `port` (see `tests/sipp/uas_*.xml`).
+    pub fn uas(app: &'a TestApp, scenario: &str, port: u16) -> Self {
+        Sipp {
+            uas: true,
+            port,
+            ..Sipp::new(app, scenario)
+        }
+    }
+
+    /// The digest `uri` SIPp uses (the Request-URI: `EXT@DOMAIN` for INVITE).
+    pub fn auth_uri(mut self, uri: &str) -> Self {
+        self.auth_uri = uri.to_owned();
+        self
+    }
+
+    /// Runs in the background; await the handle for the result.
+    pub fn spawn(self) -> tokio::task::JoinHandle<SippRun> {
+        let fut = self.prepare();
+        tokio::spawn(fut)
     }
 
     /// A CSV row: username, password, [authentication …], AOR user, then `more` fields.
@@ -128,26 +154,29 @@ impl<'a> Sipp<'a> {
 
     /// Runs SIPp to completion in a scratch directory (it writes its logs there).
     pub async fn run(self) -> SippRun {
+        self.prepare().await
+    }
+
+    fn prepare(self) -> impl std::future::Future<Output = SippRun> + Send + 'static {
         let dir = self
             .app
             .data_dir
             .join(format!("sipp-{}", super::random_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
-        let csv = dir.join("users.csv");
-        std::fs::write(&csv, format!("SEQUENTIAL\n{}\n", self.rows.join("\n"))).unwrap();
-        let server = self.app.sip_addr().to_string();
         let mut cmd = Command::new("timeout");
-        cmd.current_dir(&dir)
-            .arg("60")
-            .arg("sipp")
-            .arg(&server)
-            .args(["-sf", &self.scenario])
-            .args(["-inf", csv.to_str().unwrap()])
+        cmd.current_dir(&dir).arg("60").arg("sipp");
+        if !self.uas {
+            let csv = dir.join("users.csv");
+            std::fs::write(&csv, format!("SEQUENTIAL\n{}\n", self.rows.join("\n"))).unwrap();
+            cmd.arg(self.app.sip_addr().to_string())
+                .args(["-inf", csv.to_str().unwrap()])
+                .args(["-auth_uri", &self.auth_uri]);
+        }
+        cmd.args(["-sf", &self.scenario])
             .args(["-m", &self.calls.to_string()])
             .args(["-t", self.transport])
             .args(["-i", self.bind_ip])
             .args(["-p", &self.port.to_string()])
-            .args(["-auth_uri", "127.0.0.1"])
             .args([
                 "-timeout",
                 "30s",
@@ -158,19 +187,21 @@ impl<'a> Sipp<'a> {
             ])
             .args(["-r", "50"])
             .args(&self.extra);
-        let out = tokio::task::spawn_blocking(move || {
-            cmd.output()
-                .expect("sipp runs (apt-get install sip-tester)")
-        })
-        .await
-        .unwrap();
-        let messages = read_glob(&dir, "_messages.log");
-        SippRun {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-            messages,
-            dir,
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                cmd.output()
+                    .expect("sipp runs (apt-get install sip-tester)")
+            })
+            .await
+            .unwrap();
+            let messages = read_glob(&dir, "_messages.log");
+            SippRun {
+                ok: out.status.success(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+                messages,
+                dir,
+            }
         }
     }
 }

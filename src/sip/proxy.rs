@@ -803,9 +803,16 @@ impl CallRun<'_> {
                         ClientEvent::Response(resp) if resp.status < 300 => {
                             branches[i].done = true;
                             self.cancel_pending(&mut branches);
-                            let bytes = self.core.relay_response(resp.clone(), self.origin);
+                            // The dialog exists before the caller can ACK the 2xx.
+                            let dialog = self.dialog_for(&branches[i], &resp);
+                            let bytes = self.core.relay_response(resp, self.origin);
                             self.core.transactions.complete(self.key, bytes, reliable);
-                            self.answered(&branches[i], &resp).await;
+                            if let Err(e) = self.core.services.answer_call(&self.call, branches[i].device_id.clone()).await {
+                                tracing::error!(error = %e, "call record not stored");
+                            }
+                            if let Some(dialog) = dialog {
+                                self.core.clone().supervise(dialog);
+                            }
                             return ForkOutcome::Answered;
                         }
                         ClientEvent::Response(resp) => {
@@ -851,8 +858,9 @@ impl CallRun<'_> {
         }
     }
 
-    /// The first 2xx: remember the dialog and record the answer.
-    async fn answered(&self, branch: &Branch, resp: &Response) {
+    /// The first 2xx: the dialog to remember (registered at once), when both sides
+    /// gave a contact.
+    fn dialog_for(&self, branch: &Branch, resp: &Response) -> Option<Arc<Dialog>> {
         let contact_of =
             |raw: Option<&str>| raw.and_then(|c| NameAddr::parse(c).ok()).map(|na| na.uri);
         let callee_tag = resp
@@ -866,12 +874,7 @@ impl CallRun<'_> {
             contact_of(resp.headers.get(&Name::Contact)),
         ) else {
             tracing::warn!(sip.call_id = %self.ctx.call_id, "answered without contacts; dialog not tracked");
-            let _ = self
-                .core
-                .services
-                .answer_call(&self.call, branch.device_id.clone())
-                .await;
-            return;
+            return None;
         };
         let dialog = Arc::new(Dialog::new(
             self.call.clone(),
@@ -896,15 +899,7 @@ impl CallRun<'_> {
             self.forwarded,
         ));
         self.core.dialogs.insert(dialog.clone());
-        if let Err(e) = self
-            .core
-            .services
-            .answer_call(&self.call, branch.device_id.clone())
-            .await
-        {
-            tracing::error!(error = %e, "call record not stored");
-        }
-        self.core.clone().supervise(dialog);
+        Some(dialog)
     }
 
     /// The final answer to the caller once forking is over.

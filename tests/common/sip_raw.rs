@@ -92,8 +92,12 @@ pub fn authorization(
 }
 
 impl RawSip {
+    /// Binds to `ip` (any port) or to `ip:port`.
     pub async fn bind(ip: &str, server: SocketAddr) -> RawSip {
-        let socket = tokio::net::UdpSocket::bind((ip, 0)).await.unwrap();
+        let socket = match ip.parse::<SocketAddr>() {
+            Ok(addr) => tokio::net::UdpSocket::bind(addr).await.unwrap(),
+            Err(_) => tokio::net::UdpSocket::bind((ip, 0)).await.unwrap(),
+        };
         RawSip {
             socket,
             server,
@@ -183,4 +187,80 @@ impl RawSip {
         );
         self.transact(&second).await
     }
+}
+
+impl RawSip {
+    /// An INVITE from `caller` to `dialled` with `extra` header lines and an SDP body.
+    pub fn invite(&self, caller: &str, dialled: &str, call_id: &str, extra: &str) -> String {
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let local = self.local();
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\n",
+            local.port() + 1
+        );
+        let content_type = if extra.contains("Content-Type:") {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        format!(
+            "INVITE sip:{dialled}@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-inv-{call_id}-{seq};rport\r\n\
+             From: <sip:{caller}@127.0.0.1>;tag=inv{seq}\r\n\
+             To: <sip:{dialled}@127.0.0.1>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {seq} INVITE\r\n\
+             Contact: <sip:{caller}@{local}>\r\n\
+             {extra}{content_type}Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    }
+
+    /// INVITE, answer the 407 (and ACK it), return the next final response.
+    pub async fn invite_with_auth(
+        &self,
+        account: &Account,
+        dialled: &str,
+        call_id: &str,
+        extra: &str,
+    ) -> String {
+        let first = self
+            .transact(&self.invite(&account.number, dialled, call_id, extra))
+            .await;
+        if status(&first) != 407 {
+            return first;
+        }
+        self.send(&ack_of(&first, dialled)).await;
+        let challenge = header(&first, "Proxy-Authenticate").unwrap().to_owned();
+        let auth = authorization(
+            &challenge,
+            &account.username,
+            &account.password,
+            "INVITE",
+            &format!("sip:{dialled}@127.0.0.1"),
+            1,
+        );
+        let second = self.invite(
+            &account.number,
+            dialled,
+            call_id,
+            &format!("{extra}Proxy-Authorization: {auth}\r\n"),
+        );
+        self.transact(&second).await
+    }
+}
+
+/// The ACK for a non-2xx final response (same Via branch, To from the response).
+pub fn ack_of(response: &str, dialled: &str) -> String {
+    let via = header(response, "Via").unwrap_or_default();
+    let from = header(response, "From").unwrap_or_default();
+    let to = header(response, "To").unwrap_or_default();
+    let call_id = header(response, "Call-ID").unwrap_or_default();
+    let seq = header(response, "CSeq")
+        .and_then(|c| c.split_whitespace().next())
+        .unwrap_or("1");
+    format!(
+        "ACK sip:{dialled}@127.0.0.1 SIP/2.0\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {seq} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
 }

@@ -215,6 +215,14 @@ impl Services {
     /// Moves an extension's answered-call count and announces a presence change.
     async fn adjust_calls(&self, call: &Call, extension_id: &str, delta: i32) -> ServiceResult<()> {
         let _guard = self.locks.lock(extension_id).await;
+        let devices = self.live.devices(extension_id);
+        let before = self.live.calls(extension_id);
+        let after = before.saturating_add_signed(delta);
+        self.live.set_calls(extension_id, after);
+        // Only a move between no call and some can change the status.
+        if (before == 0) == (after == 0) {
+            return Ok(());
+        }
         let Some(ext) = self
             .store
             .extension_by_id(&call.pbx_id, extension_id)
@@ -222,10 +230,6 @@ impl Services {
         else {
             return Ok(());
         };
-        let devices = self.live.devices(extension_id);
-        let before = self.live.calls(extension_id);
-        let after = before.saturating_add_signed(delta);
-        self.live.set_calls(extension_id, after);
         let old = derive_status(ext.manual_presence, before, devices);
         let new = derive_status(ext.manual_presence, after, devices);
         if old != new {

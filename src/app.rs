@@ -16,7 +16,13 @@ use tokio_util::sync::CancellationToken;
 pub async fn open_store(opts: &StoreOpts) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("cannot create data directory {}", opts.data_dir.display()))?;
-    Store::open(opts.database_url.as_deref(), &opts.data_dir).await
+    // An empty DATABASE_URL means "not set" (SQLite would read it as a private,
+    // per-connection temporary database).
+    let url = opts
+        .database_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty());
+    Store::open(url, &opts.data_dir).await
 }
 
 /// `SWITCHBOARD_JWT_SECRET`, or a 256-bit secret generated into the data directory on

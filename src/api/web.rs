@@ -1,5 +1,5 @@
-//! Static pages embedded in the binary: the GraphiQL playground and its assets (no CDN:
-//! it must work on an offline LAN).
+//! Static pages embedded in the binary: the reception console at `/`, the GraphiQL
+//! playground and their assets (no CDN: they must work on an offline LAN).
 
 use super::AppState;
 use axum::Router;
@@ -29,6 +29,12 @@ macro_rules! asset {
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", asset!("index.html", "text/html; charset=utf-8"))
+        .route(
+            "/assets/console.js",
+            asset!("console.js", "text/javascript"),
+        )
+        .route("/assets/console.css", asset!("console.css", "text/css"))
         .route(
             "/playground",
             asset!("playground.html", "text/html; charset=utf-8"),

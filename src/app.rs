@@ -57,6 +57,9 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
     let config = ServiceConfig {
         node_id: opts.node_id.clone().unwrap_or_else(crate::config::hostname),
         max_bindings: opts.max_bindings.max(1),
+        data_dir: store_opts.data_dir.clone(),
+        smtp_url: opts.smtp_url.clone(),
+        smtp_from: opts.smtp_from.clone(),
     };
     let services = Services::with_config(store, Bus::new(opts.event_buffer), jwt, config);
 

@@ -129,6 +129,26 @@ pub struct ServeOpts {
         global = true
     )]
     pub event_buffer: usize,
+    /// SMTP relay for voicemail-to-email, `smtp://host[:port]` (plain, as to a local
+    /// relay); unset, no emails are sent.
+    #[arg(long, env = "SWITCHBOARD_SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of voicemail emails.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SMTP_FROM",
+        default_value = "voicemail@switchboard.local",
+        global = true
+    )]
+    pub smtp_from: String,
+    /// UDP port range for voicemail media (RTP), `low-high`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RTP_PORTS",
+        default_value = "10000-20000",
+        global = true
+    )]
+    pub rtp_ports: String,
 }
 
 #[derive(Debug, Subcommand)]

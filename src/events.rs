@@ -117,6 +117,7 @@ pub enum Event {
     /// Boxed: a device record is large, and most events are small.
     Device(Box<DeviceChange>),
     Call(Box<CallChange>),
+    Voicemail(Box<crate::service::VoicemailChange>),
 }
 
 impl Event {
@@ -126,6 +127,7 @@ impl Event {
             Event::Extension(e) => &e.pbx_id,
             Event::Device(e) => &e.pbx_id,
             Event::Call(e) => &e.pbx_id,
+            Event::Voicemail(e) => &e.pbx_id,
         }
     }
 }

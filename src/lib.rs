@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod ids;
+pub mod media;
 pub mod service;
 pub mod sip;
 pub mod store;

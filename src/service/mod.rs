@@ -8,6 +8,7 @@ mod extensions;
 mod live;
 mod registrations;
 mod tenants;
+mod voicemail;
 
 pub use accounts::SipAccount;
 pub use calls::{CallHandle, CallPage, Party};
@@ -17,6 +18,12 @@ pub use registrations::{
     Binding, ContactChange, PhoneStats, RegisterAction, RegisterInput, RegisterOutcome,
 };
 pub use tenants::Bootstrap;
+pub use voicemail::{
+    Mailbox, MailboxDraft, VoicemailChange, VoicemailChangeKind, VoicemailMessage, pin_matches,
+};
+
+/// A field of client input (absent, null or a value), as for extensions.
+pub type ExtensionDraftField<T> = Field<T>;
 
 use crate::auth::{AuthError, jwt::JwtKeys};
 use crate::domain::ValidationError;
@@ -52,6 +59,11 @@ pub struct ServiceConfig {
     pub node_id: String,
     /// Live bindings per extension; past it, the least recently registered makes room.
     pub max_bindings: usize,
+    /// Where voicemail audio lives (`<data dir>/voicemail`).
+    pub data_dir: std::path::PathBuf,
+    /// `smtp://host:port` for voicemail emails; none, no email.
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
 }
 
 impl Default for ServiceConfig {
@@ -59,6 +71,9 @@ impl Default for ServiceConfig {
         Self {
             node_id: "node-1".to_owned(),
             max_bindings: 10,
+            data_dir: std::path::PathBuf::from("./data"),
+            smtp_url: None,
+            smtp_from: "voicemail@switchboard.local".to_owned(),
         }
     }
 }

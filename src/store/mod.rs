@@ -11,6 +11,7 @@ pub mod devices;
 pub mod extensions;
 pub mod pbx;
 pub mod schema;
+pub mod voicemail;
 
 use diesel::SqliteConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};

@@ -48,7 +48,15 @@ diesel::table! {
 
 diesel::joinable!(api_key -> pbx (pbx_id));
 diesel::joinable!(extension -> pbx (pbx_id));
-diesel::allow_tables_to_appear_in_same_query!(pbx, api_key, extension, device, call);
+diesel::allow_tables_to_appear_in_same_query!(
+    pbx,
+    api_key,
+    extension,
+    device,
+    call,
+    mailbox,
+    voicemail_message
+);
 
 diesel::table! {
     device (id) {
@@ -101,5 +109,32 @@ diesel::table! {
         end_reason -> Nullable<Text>,
         forwarded_to -> Nullable<Text>,
         node_id -> Text,
+    }
+}
+
+diesel::table! {
+    mailbox (extension_id) {
+        extension_id -> Text,
+        pbx_id -> Text,
+        greeting_file -> Nullable<Text>,
+        notify_email -> Nullable<Text>,
+        pin_hash -> Nullable<Text>,
+        max_message_seconds -> Integer,
+        retention_days -> Integer,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    voicemail_message (id) {
+        id -> Text,
+        pbx_id -> Text,
+        extension_id -> Text,
+        caller_number -> Text,
+        caller_name -> Nullable<Text>,
+        duration_ms -> BigInt,
+        created_at -> BigInt,
+        heard_at -> Nullable<BigInt>,
+        audio_file -> Text,
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE voicemail_message;
+DROP TABLE mailbox;

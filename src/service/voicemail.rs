@@ -1,0 +1,785 @@
+//! Voicemail: mailboxes (one per extension with voicemail on), messages (a row and a
+//! WAV file, written so that a crash never leaves one without the other), greetings,
+//! retention, events that drive MWI, and email notifications.
+
+use super::{ExtensionDraftField as Field, ServiceError, ServiceResult, Services};
+use crate::auth::{Principal, Scope};
+use crate::clock::{now_ms, rfc3339};
+use crate::domain::{Extension, ValidationError};
+use crate::events::{Event, ExtensionRef};
+use crate::media::audio;
+use crate::store::voicemail::{MailboxRow, MessageRow};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_MAX_MESSAGE_SECONDS: u32 = 120;
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Uploaded greetings longer than this are refused.
+pub const MAX_GREETING_SECONDS: u32 = 120;
+
+/// A mailbox as the API shows it (the PIN never leaves the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: String,
+    pub pbx_id: String,
+    pub extension_id: String,
+    pub extension_number: String,
+    pub extension_name: String,
+    pub message_count: u32,
+    pub new_messages: u32,
+    pub custom_greeting: bool,
+    pub notify_email: Option<String>,
+    pub max_message_seconds: u32,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailMessage {
+    pub id: String,
+    pub mailbox_id: String,
+    pub extension_id: String,
+    pub caller_number: String,
+    pub caller_name: Option<String>,
+    pub duration_ms: i64,
+    pub created_at: i64,
+    pub heard: bool,
+}
+
+/// What changed in a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum VoicemailChangeKind {
+    Deposited,
+    Heard,
+    Unheard,
+    Deleted,
+    Purged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailChange {
+    pub pbx_id: String,
+    pub extension: ExtensionRef,
+    pub mailbox_id: String,
+    pub kind: VoicemailChangeKind,
+    pub message: Option<VoicemailMessage>,
+    pub new_messages: u32,
+    pub old_messages: u32,
+    pub at: i64,
+}
+
+/// Changes to a mailbox's settings; absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxDraft {
+    pub notify_email: Field<String>,
+    pub pin: Field<String>,
+    pub max_message_seconds: Field<i64>,
+    pub retention_days: Field<i64>,
+    /// Only `default` (drops the custom greeting); a custom one is uploaded.
+    pub greeting_type: Field<String>,
+}
+
+fn mailbox_id(number: &str) -> String {
+    format!("vm_{number}")
+}
+
+fn hash_pin(pin: &str) -> String {
+    let salt: [u8; 16] = rand::random();
+    let hash = Sha256::digest([&salt[..], pin.as_bytes()].concat());
+    format!("{}${}", hex::encode(salt), hex::encode(hash))
+}
+
+/// Whether `pin` matches a stored hash (for phone access to the mailbox).
+pub fn pin_matches(stored: &str, pin: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some((salt, hash)) = stored.split_once('$') else {
+        return false;
+    };
+    let Ok(salt) = hex::decode(salt) else {
+        return false;
+    };
+    let computed = hex::encode(Sha256::digest([&salt[..], pin.as_bytes()].concat()));
+    computed.as_bytes().ct_eq(hash.as_bytes()).into()
+}
+
+fn validate_email(raw: &str) -> Result<String, ValidationError> {
+    let v = raw.trim();
+    let ok = v.len() <= 254
+        && v.split_once('@')
+            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ValidationError::new(
+            "notifyEmail",
+            "must be one email address",
+        ))
+    }
+}
+
+fn default_row(ext: &Extension) -> MailboxRow {
+    MailboxRow {
+        extension_id: ext.id.clone(),
+        pbx_id: ext.pbx_id.clone(),
+        greeting_file: None,
+        notify_email: None,
+        pin_hash: None,
+        max_message_seconds: DEFAULT_MAX_MESSAGE_SECONDS as i32,
+        retention_days: DEFAULT_RETENTION_DAYS as i32,
+        updated_at: now_ms(),
+    }
+}
+
+/// Writes a file so that it is either fully there or not at all: a temporary file,
+/// synced, then renamed into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+impl Services {
+    fn voicemail_dir(&self) -> PathBuf {
+        self.config.data_dir.join("voicemail")
+    }
+
+    fn message_of(&self, row: MessageRow, number: &str) -> VoicemailMessage {
+        VoicemailMessage {
+            id: row.id,
+            mailbox_id: mailbox_id(number),
+            extension_id: row.extension_id,
+            caller_number: row.caller_number,
+            caller_name: row.caller_name,
+            duration_ms: row.duration_ms,
+            created_at: row.created_at,
+            heard: row.heard_at.is_some(),
+        }
+    }
+
+    async fn mailbox_of(&self, ext: &Extension, row: Option<MailboxRow>) -> ServiceResult<Mailbox> {
+        let row = row.unwrap_or_else(|| default_row(ext));
+        let messages = self.store.messages(&ext.pbx_id, Some(&ext.id)).await?;
+        Ok(Mailbox {
+            id: mailbox_id(&ext.number),
+            pbx_id: ext.pbx_id.clone(),
+            extension_id: ext.id.clone(),
+            extension_number: ext.number.clone(),
+            extension_name: ext.name.clone(),
+            message_count: messages.len() as u32,
+            new_messages: messages.iter().filter(|m| m.heard_at.is_none()).count() as u32,
+            custom_greeting: row.greeting_file.is_some(),
+            notify_email: row.notify_email,
+            max_message_seconds: row.max_message_seconds.max(1) as u32,
+            retention_days: row.retention_days.max(1) as u32,
+        })
+    }
+
+    /// The extension a mailbox id (`vm_<number>`) belongs to, in the caller's PBX.
+    async fn mailbox_extension(&self, principal: &Principal, id: &str) -> ServiceResult<Extension> {
+        let number = id
+            .strip_prefix("vm_")
+            .ok_or(ServiceError::NotFound("mailbox"))?;
+        match self
+            .store
+            .extension_by_number(&principal.pbx_id, number)
+            .await?
+        {
+            Some(ext) if ext.voicemail_enabled => Ok(ext),
+            _ => Err(ServiceError::NotFound("mailbox")),
+        }
+    }
+
+    pub async fn list_mailboxes(&self, principal: &Principal) -> ServiceResult<Vec<Mailbox>> {
+        principal.require(Scope::VoicemailRead)?;
+        let rows = self.store.mailboxes(&principal.pbx_id).await?;
+        let mut out = Vec::new();
+        for ext in self.store.list_extensions(&principal.pbx_id).await? {
+            if ext.voicemail_enabled {
+                let row = rows.iter().find(|r| r.extension_id == ext.id).cloned();
+                out.push(self.mailbox_of(&ext, row).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn get_mailbox(&self, principal: &Principal, id: &str) -> ServiceResult<Mailbox> {
+        principal.require(Scope::VoicemailRead)?;
+        let ext = self.mailbox_extension(principal, id).await?;
+        let row = self.store.mailbox(&ext.id).await?;
+        self.mailbox_of(&ext, row).await
+    }
+
+    pub async fn update_mailbox(
+        &self,
+        principal: &Principal,
+        id: &str,
+        draft: MailboxDraft,
+    ) -> ServiceResult<Mailbox> {
+        principal.require(Scope::VoicemailWrite)?;
+        let ext = self.mailbox_extension(principal, id).await?;
+        let mut row = self
+            .store
+            .mailbox(&ext.id)
+            .await?
+            .unwrap_or_else(|| default_row(&ext));
+        match draft.notify_email {
+            Field::Absent => {}
+            Field::Null => row.notify_email = None,
+            Field::Value(v) => row.notify_email = Some(validate_email(&v)?),
+        }
+        match draft.pin {
+            Field::Absent => {}
+            Field::Null => row.pin_hash = None,
+            Field::Value(v) => {
+                if !(4..=8).contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ValidationError::new("pin", "must be 4 to 8 digits").into());
+                }
+                row.pin_hash = Some(hash_pin(&v));
+            }
+        }
+        match draft.max_message_seconds {
+            Field::Absent => {}
+            Field::Null => row.max_message_seconds = DEFAULT_MAX_MESSAGE_SECONDS as i32,
+            Field::Value(v) if (10..=600).contains(&v) => row.max_message_seconds = v as i32,
+            Field::Value(_) => {
+                return Err(ValidationError::new(
+                    "maxMessageSeconds",
+                    "must be between 10 and 600",
+                )
+                .into());
+            }
+        }
+        match draft.retention_days {
+            Field::Absent => {}
+            Field::Null => row.retention_days = DEFAULT_RETENTION_DAYS as i32,
+            Field::Value(v) if (1..=3650).contains(&v) => row.retention_days = v as i32,
+            Field::Value(_) => {
+                return Err(
+                    ValidationError::new("retentionDays", "must be between 1 and 3650").into(),
+                );
+            }
+        }
+        let old_greeting = match draft.greeting_type {
+            Field::Absent => None,
+            Field::Value(v) if v == "default" => row.greeting_file.take(),
+            Field::Value(v) if v == "custom" => {
+                return Err(ValidationError::new(
+                    "greetingType",
+                    "a custom greeting is set by uploading it (PUT …/greeting)",
+                )
+                .into());
+            }
+            _ => {
+                return Err(
+                    ValidationError::new("greetingType", "must be default or custom").into(),
+                );
+            }
+        };
+        row.updated_at = now_ms();
+        self.store.save_mailbox(&row).await?;
+        if let Some(file) = old_greeting {
+            let _ = std::fs::remove_file(self.voicemail_dir().join(file));
+        }
+        self.mailbox_of(&ext, Some(row)).await
+    }
+
+    /// Replaces the greeting with an uploaded WAV (any PCM or float WAV; stored as 8 kHz
+    /// mono). Other formats are an `AudioError` the API answers with 415.
+    pub async fn set_greeting(
+        &self,
+        principal: &Principal,
+        id: &str,
+        wav: &[u8],
+    ) -> ServiceResult<Result<Mailbox, audio::AudioError>> {
+        principal.require(Scope::VoicemailWrite)?;
+        let ext = self.mailbox_extension(principal, id).await?;
+        let samples = match audio::decode_wav(wav, MAX_GREETING_SECONDS) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let relative = format!(
+            "{}/{}/greeting-{}.wav",
+            ext.pbx_id,
+            ext.id,
+            crate::ids::lower_alnum(8)
+        );
+        let path = self.voicemail_dir().join(&relative);
+        let bytes = audio::encode_wav(&samples);
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?
+            .map_err(|e| {
+                crate::store::StoreError::Unavailable(format!("greeting not written: {e}"))
+            })?;
+        let mut row = self
+            .store
+            .mailbox(&ext.id)
+            .await?
+            .unwrap_or_else(|| default_row(&ext));
+        let old = row.greeting_file.replace(relative);
+        row.updated_at = now_ms();
+        self.store.save_mailbox(&row).await?;
+        if let Some(old) = old {
+            let _ = std::fs::remove_file(self.voicemail_dir().join(old));
+        }
+        Ok(Ok(self.mailbox_of(&ext, Some(row)).await?))
+    }
+
+    /// What a caller hears: the custom greeting, else the default prompt; then a beep.
+    pub async fn greeting_for(&self, ext: &Extension) -> Vec<i16> {
+        let custom = match self.store.mailbox(&ext.id).await {
+            Ok(Some(MailboxRow {
+                greeting_file: Some(file),
+                ..
+            })) => tokio::fs::read(self.voicemail_dir().join(file)).await.ok(),
+            _ => None,
+        };
+        let mut samples = custom
+            .and_then(|bytes| audio::decode_wav(&bytes, MAX_GREETING_SECONDS).ok())
+            .or_else(|| audio::decode_wav(audio::DEFAULT_GREETING, MAX_GREETING_SECONDS).ok())
+            .unwrap_or_default();
+        samples.extend(std::iter::repeat_n(0, 1600));
+        samples.extend(audio::beep(400));
+        samples
+    }
+
+    /// The longest message an extension's mailbox takes.
+    pub async fn max_message_seconds(&self, ext: &Extension) -> u32 {
+        match self.store.mailbox(&ext.id).await {
+            Ok(Some(row)) => row.max_message_seconds.max(1) as u32,
+            _ => DEFAULT_MAX_MESSAGE_SECONDS,
+        }
+    }
+
+    pub async fn list_messages(
+        &self,
+        principal: &Principal,
+        mailbox: &str,
+    ) -> ServiceResult<Vec<VoicemailMessage>> {
+        principal.require(Scope::VoicemailRead)?;
+        let ext = self.mailbox_extension(principal, mailbox).await?;
+        let rows = self.store.messages(&ext.pbx_id, Some(&ext.id)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| self.message_of(r, &ext.number))
+            .collect())
+    }
+
+    /// A message and its audio file's path.
+    pub async fn message_audio(
+        &self,
+        principal: &Principal,
+        mailbox: &str,
+        id: &str,
+    ) -> ServiceResult<(VoicemailMessage, PathBuf)> {
+        principal.require(Scope::VoicemailRead)?;
+        let ext = self.mailbox_extension(principal, mailbox).await?;
+        let row = self
+            .store
+            .message(&principal.pbx_id, id)
+            .await?
+            .filter(|r| r.extension_id == ext.id)
+            .ok_or(ServiceError::NotFound("message"))?;
+        let path = self.voicemail_dir().join(&row.audio_file);
+        Ok((self.message_of(row, &ext.number), path))
+    }
+
+    async fn counts(&self, ext: &Extension) -> ServiceResult<(u32, u32)> {
+        let rows = self.store.messages(&ext.pbx_id, Some(&ext.id)).await?;
+        let new = rows.iter().filter(|m| m.heard_at.is_none()).count() as u32;
+        Ok((new, rows.len() as u32 - new))
+    }
+
+    async fn announce(
+        &self,
+        ext: &Extension,
+        kind: VoicemailChangeKind,
+        message: Option<VoicemailMessage>,
+    ) -> ServiceResult<()> {
+        let (new_messages, old_messages) = self.counts(ext).await?;
+        self.bus.publish(Event::Voicemail(Box::new(VoicemailChange {
+            pbx_id: ext.pbx_id.clone(),
+            extension: ExtensionRef {
+                id: ext.id.clone(),
+                number: ext.number.clone(),
+                name: ext.name.clone(),
+            },
+            mailbox_id: mailbox_id(&ext.number),
+            kind,
+            message,
+            new_messages,
+            old_messages,
+            at: now_ms(),
+        })));
+        Ok(())
+    }
+
+    pub async fn mark_message(
+        &self,
+        principal: &Principal,
+        mailbox: &str,
+        id: &str,
+        heard: bool,
+    ) -> ServiceResult<VoicemailMessage> {
+        principal.require(Scope::VoicemailWrite)?;
+        let ext = self.mailbox_extension(principal, mailbox).await?;
+        let row = self
+            .store
+            .message(&principal.pbx_id, id)
+            .await?
+            .filter(|r| r.extension_id == ext.id)
+            .ok_or(ServiceError::NotFound("message"))?;
+        let changed = row.heard_at.is_some() != heard;
+        let heard_at = heard.then(|| row.heard_at.unwrap_or_else(now_ms));
+        self.store.set_message_heard(id, heard_at).await?;
+        let message = self.message_of(MessageRow { heard_at, ..row }, &ext.number);
+        if changed {
+            let kind = if heard {
+                VoicemailChangeKind::Heard
+            } else {
+                VoicemailChangeKind::Unheard
+            };
+            self.announce(&ext, kind, Some(message.clone())).await?;
+        }
+        Ok(message)
+    }
+
+    pub async fn delete_message(
+        &self,
+        principal: &Principal,
+        mailbox: &str,
+        id: &str,
+    ) -> ServiceResult<()> {
+        principal.require(Scope::VoicemailWrite)?;
+        let ext = self.mailbox_extension(principal, mailbox).await?;
+        let row = self
+            .store
+            .message(&principal.pbx_id, id)
+            .await?
+            .filter(|r| r.extension_id == ext.id)
+            .ok_or(ServiceError::NotFound("message"))?;
+        // Row first: a crash in between leaves an orphan file, which start-up removes.
+        self.store.delete_message_row(id).await?;
+        let _ = tokio::fs::remove_file(self.voicemail_dir().join(&row.audio_file)).await;
+        let message = self.message_of(row, &ext.number);
+        self.announce(&ext, VoicemailChangeKind::Deleted, Some(message))
+            .await
+    }
+
+    /// Stores a recorded message: the WAV first (atomically), then its row; a crash in
+    /// between leaves an orphan file, which start-up removes.
+    pub async fn deposit(
+        &self,
+        ext: &Extension,
+        caller_number: &str,
+        caller_name: Option<&str>,
+        samples: Vec<i16>,
+    ) -> ServiceResult<VoicemailMessage> {
+        let id = crate::ids::resource_id("msg");
+        let relative = format!("{}/{}/{id}.wav", ext.pbx_id, ext.id);
+        let path = self.voicemail_dir().join(&relative);
+        let duration_ms = (samples.len() as i64 * 1000) / i64::from(audio::RATE);
+        let bytes = audio::encode_wav(&samples);
+        let email_copy = bytes.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?
+            .map_err(|e| {
+                crate::store::StoreError::Unavailable(format!("message not written: {e}"))
+            })?;
+        let row = MessageRow {
+            id,
+            pbx_id: ext.pbx_id.clone(),
+            extension_id: ext.id.clone(),
+            caller_number: caller_number.to_owned(),
+            caller_name: caller_name.map(str::to_owned),
+            duration_ms,
+            created_at: now_ms(),
+            heard_at: None,
+            audio_file: relative,
+        };
+        if let Err(e) = self.store.insert_message(&row).await {
+            let _ = std::fs::remove_file(self.voicemail_dir().join(&row.audio_file));
+            return Err(e.into());
+        }
+        let message = self.message_of(row, &ext.number);
+        tracing::info!(extension.number = %ext.number, voicemail.id = %message.id, duration_ms, "voicemail stored");
+        self.announce(ext, VoicemailChangeKind::Deposited, Some(message.clone()))
+            .await?;
+        if let Ok(Some(MailboxRow {
+            notify_email: Some(to),
+            ..
+        })) = self.store.mailbox(&ext.id).await
+        {
+            self.email_voicemail(ext, &message, &to, email_copy);
+        }
+        Ok(message)
+    }
+
+    /// Sends the new-message email in the background (failures are logged).
+    fn email_voicemail(&self, ext: &Extension, message: &VoicemailMessage, to: &str, wav: Vec<u8>) {
+        let Some(url) = self.config.smtp_url.clone() else {
+            return;
+        };
+        let from = self.config.smtp_from.clone();
+        let caller = match &message.caller_name {
+            Some(n) => format!("{n} <{}>", message.caller_number),
+            None => message.caller_number.clone(),
+        };
+        let seconds = (message.duration_ms + 500) / 1000;
+        let subject = format!(
+            "New voicemail for {} from {caller} ({seconds} s)",
+            ext.number
+        );
+        let body = format!(
+            "You have a new voicemail.\n\nFor:      {} {}\nFrom:     {caller}\nReceived: {}\nDuration: {seconds} s\n\nThe recording is attached.\n",
+            ext.number,
+            ext.name,
+            rfc3339(message.created_at)
+        );
+        let (to, id) = (to.to_owned(), message.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = send_email(&url, &from, &to, &subject, &body, &id, wav).await {
+                tracing::warn!(error = %e, voicemail.id = %id, "voicemail email not sent");
+            }
+        });
+    }
+
+    /// Deletes messages older than their mailbox's retention. Run hourly.
+    pub async fn purge_voicemail(&self) -> ServiceResult<usize> {
+        let mailboxes = self.store.all_mailboxes().await?;
+        let now = now_ms();
+        let mut purged = 0;
+        for row in self.store.all_messages().await? {
+            let days = mailboxes
+                .iter()
+                .find(|m| m.extension_id == row.extension_id)
+                .map_or(DEFAULT_RETENTION_DAYS as i64, |m| {
+                    i64::from(m.retention_days)
+                });
+            if row.created_at < now - days * 24 * 3600 * 1000 {
+                self.store.delete_message_row(&row.id).await?;
+                let _ = tokio::fs::remove_file(self.voicemail_dir().join(&row.audio_file)).await;
+                purged += 1;
+                if let Some(ext) = self
+                    .store
+                    .extension_by_id(&row.pbx_id, &row.extension_id)
+                    .await?
+                {
+                    let number = ext.number.clone();
+                    self.announce(
+                        &ext,
+                        VoicemailChangeKind::Purged,
+                        Some(self.message_of(row, &number)),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    /// At start: files without a row (a crash between file and row, or a deleted
+    /// extension) are removed, and rows whose file is gone are dropped.
+    pub async fn reconcile_voicemail(&self) -> ServiceResult<(usize, usize)> {
+        let dir = self.voicemail_dir();
+        let rows = self.store.all_messages().await?;
+        let mut dropped_rows = 0;
+        for row in &rows {
+            if !dir.join(&row.audio_file).exists() {
+                self.store.delete_message_row(&row.id).await?;
+                dropped_rows += 1;
+            }
+        }
+        let mut keep: std::collections::HashSet<PathBuf> =
+            rows.iter().map(|r| dir.join(&r.audio_file)).collect();
+        for m in self.store.all_mailboxes().await? {
+            if let Some(g) = m.greeting_file {
+                keep.insert(dir.join(g));
+            }
+        }
+        let removed = tokio::task::spawn_blocking(move || remove_unknown_files(&dir, &keep))
+            .await
+            .unwrap_or(0);
+        Ok((removed, dropped_rows))
+    }
+
+    /// New and old message counts of an extension (for MWI).
+    pub async fn message_counts(&self, ext: &Extension) -> ServiceResult<(u32, u32)> {
+        if !ext.voicemail_enabled {
+            return Ok((0, 0));
+        }
+        self.counts(ext).await
+    }
+}
+
+fn remove_unknown_files(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> usize {
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !keep.contains(&path) && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+async fn send_email(
+    url: &str,
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    id: &str,
+    wav: Vec<u8>,
+) -> anyhow::Result<()> {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let email = Message::builder()
+        .from(from.parse()?)
+        .to(to.parse()?)
+        .subject(subject)
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body.to_owned()))
+                .singlepart(
+                    Attachment::new(format!("{id}.wav"))
+                        .body(wav, ContentType::parse("audio/wav")?),
+                ),
+        )?;
+    let (host, port) = parse_smtp_url(url)?;
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port)
+        .build();
+    transport.send(email).await?;
+    Ok(())
+}
+
+/// `smtp://host[:port]` → host and port (25 by default). Only plain SMTP to a relay is
+/// supported; the relay does TLS and authentication onwards.
+pub fn parse_smtp_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("smtp://")
+        .ok_or_else(|| anyhow::anyhow!("SMTP URL must look like smtp://host[:port]"))?
+        .trim_end_matches('/');
+    if rest.is_empty() || rest.contains('@') || rest.contains('/') {
+        anyhow::bail!("SMTP URL must look like smtp://host[:port]");
+    }
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| anyhow::anyhow!("unclosed [ in SMTP URL"))?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p
+            .parse()
+            .map_err(|_| anyhow::anyhow!("bad SMTP port {p:?}"))?,
+        None => 25,
+    };
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_salted_hashes_that_still_verify() {
+        let a = hash_pin("1234");
+        let b = hash_pin("1234");
+        assert_ne!(a, b, "salted");
+        assert!(!a.contains("1234"));
+        assert!(pin_matches(&a, "1234"));
+        assert!(!pin_matches(&a, "1235"));
+        assert!(!pin_matches("garbage", "1234"));
+    }
+
+    #[test]
+    fn smtp_urls_name_a_relay() {
+        assert_eq!(
+            parse_smtp_url("smtp://mail.lan").unwrap(),
+            ("mail.lan".into(), 25)
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://127.0.0.1:2525/").unwrap(),
+            ("127.0.0.1".into(), 2525)
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://[::1]:26").unwrap(),
+            ("::1".into(), 26)
+        );
+        for bad in [
+            "mail.lan",
+            "smtps://x",
+            "smtp://",
+            "smtp://u:p@x",
+            "smtp://x:port",
+            "smtp://[::1",
+        ] {
+            assert!(parse_smtp_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_are_single_plain_addresses() {
+        assert_eq!(
+            validate_email(" ann@example.com ").unwrap(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "a b@x.com",
+            "a@x.com, b@y.com",
+            "<a@x.com>",
+            "a@.com",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("sb-atomic-{}", crate::ids::lower_alnum(8)));
+        let path = dir.join("a/b/x.wav");
+        write_atomically(&path, b"data").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"data");
+        assert!(!path.with_extension("tmp").exists());
+        let keep = std::collections::HashSet::new();
+        assert_eq!(remove_unknown_files(&dir, &keep), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

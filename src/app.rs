@@ -52,6 +52,11 @@ fn jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()> {
+    let rtp_ports = crate::media::ports::PortPool::parse(&opts.rtp_ports)
+        .map_err(|e| anyhow::anyhow!("--rtp-ports {:?}: {e}", opts.rtp_ports))?;
+    if let Some(url) = &opts.smtp_url {
+        crate::service::parse_smtp_url(url).context("--smtp-url")?;
+    }
     let store = open_store(&store_opts).await?;
     let jwt = JwtKeys::new(&jwt_secret(&store_opts.data_dir)?, opts.jwt_ttl)?;
     let config = ServiceConfig {
@@ -112,6 +117,8 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
         max_call_duration: std::time::Duration::from_secs(opts.call_max_duration.max(1)),
         probe_interval: std::time::Duration::from_secs(opts.call_probe_interval.max(1)),
         advertise: opts.sip_advertise.clone(),
+        rtp_ports,
+        rtp_timeout: std::time::Duration::from_secs(opts.rtp_timeout.max(1)),
     };
     let sip = crate::sip::start(services.clone(), sip_config, shutdown.clone()).await?;
     tokio::spawn(maintenance(services.clone(), shutdown.clone()));

@@ -149,6 +149,14 @@ pub struct ServeOpts {
         global = true
     )]
     pub rtp_ports: String,
+    /// Seconds without any RTP after which a voicemail call is ended.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RTP_TIMEOUT",
+        default_value_t = 30,
+        global = true
+    )]
+    pub rtp_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

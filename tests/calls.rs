@@ -2,7 +2,9 @@
 //! forwarding to a gateway, DND and offline decisions, caller ID, call records and busy
 //! presence, over UDP and TCP, on both databases.
 
-use crate::common::sip::{Account, Sipp, free_port, header, status};
+use crate::common::sip::{
+    Account, Sipp, baresip, baresip_dir, free_port, header, status, write_wav,
+};
 use crate::common::ws::{GqlWs, Incoming};
 use crate::common::{Backend, TestApp, eventually};
 use crate::on_both_backends;
@@ -336,22 +338,24 @@ async fn dnd_and_offline_extensions_go_to_voicemail_or_are_refused() {
     let port = free_port();
     register_at(&app, &bob, port, false).await;
 
-    // DND with voicemail: the voicemail decision (480 with a Warning until voicemail exists).
+    // DND with voicemail: voicemail answers (the device does not ring).
     app.patch(
         &format!("/v1/pbx/extensions/{}", bob.id),
         json!({"presence": "dnd"}),
     )
     .await;
-    let run = caller_run(&app, "call_unavailable.xml", &alice, "102")
-        .run()
-        .await;
+    let run = caller_run(&app, "call.xml", &alice, "102").run().await;
     run.assert_ok();
-    let last = run.messages.rsplit("SIP/2.0 480").next().unwrap();
+    let ok = run.messages.rsplit("SIP/2.0 200 OK").nth(1).unwrap();
     assert!(
-        header(last, "Warning").unwrap().contains("voicemail"),
-        "{last}"
+        header(ok, "Contact").unwrap().contains("voicemail@"),
+        "{ok}"
     );
-    assert_eq!(ended_call(&app).await["disposition"], "voicemail");
+    let call = ended_call(&app).await;
+    assert_eq!(
+        (call["disposition"].as_str(), call["answeredBy"].as_str()),
+        (Some("voicemail"), Some("voicemail"))
+    );
 
     // DND without voicemail: busy.
     app.patch(
@@ -377,10 +381,9 @@ async fn dnd_and_offline_extensions_go_to_voicemail_or_are_refused() {
         .await
         .assert_ok();
     assert_eq!(ended_call(&app).await["disposition"], "no-answer");
-    // Offline with voicemail: the voicemail decision.
-    let dave = app.account("104", "Dave").await;
-    let _ = dave;
-    caller_run(&app, "call_unavailable.xml", &alice, "104")
+    // Offline with voicemail: voicemail answers.
+    app.account("104", "Dave").await;
+    caller_run(&app, "call.xml", &alice, "104")
         .run()
         .await
         .assert_ok();
@@ -453,70 +456,6 @@ async fn unknown_numbers_and_other_pbxes_are_not_found() {
     let _ = status;
 }
 
-/// A 440 Hz tone as an 8 kHz mono 16-bit WAV (what G.711 carries).
-fn tone_wav(path: &std::path::Path, seconds: u32) {
-    let samples = 8000 * seconds;
-    let mut bytes = Vec::with_capacity(44 + samples as usize * 2);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + samples * 2).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&8000u32.to_le_bytes());
-    bytes.extend_from_slice(&16000u32.to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&(samples * 2).to_le_bytes());
-    for i in 0..samples {
-        let v =
-            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16;
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// A free UDP/TCP port whose next port is free too (baresip also binds port + 1).
-fn free_port_pair() -> u16 {
-    loop {
-        let p = free_port();
-        if p < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
-
-fn baresip_dir(app: &TestApp, account: &Account, wav: &std::path::Path) -> std::path::PathBuf {
-    let dir = app.data_dir.join(format!("baresip-{}", account.number));
-    std::fs::create_dir_all(&dir).unwrap();
-    let rtp = free_port_pair();
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{}\naudio_player aubridge,nil\naudio_source aufile,{}\n\
-             audio_alert aubridge,nil\nrtp_ports {rtp}-{}\nmodule_path /usr/lib/baresip/modules\n\
-             module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule rtcpsummary.so\n\
-             module_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
-            free_port_pair(),
-            wav.display(),
-            rtp + 1
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:{u}@127.0.0.1;transport=udp>;auth_user={u};auth_pass={p};outbound=\"sip:{s};transport=udp\";regint=600;answermode=auto;mwi=no;medianat=\n",
-            u = account.username,
-            p = account.password,
-            s = app.sip_addr()
-        ),
-    )
-    .unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_call_carries_real_rtp_both_ways() {
     // Debian's baresip 1.0 refuses any challenge list naming SHA-256.
@@ -524,29 +463,14 @@ async fn a_baresip_call_carries_real_rtp_both_ways() {
     let alice = app.account("101", "Alice").await;
     let bob = app.account("102", "Bob").await;
     let wav = app.data_dir.join("tone.wav");
-    tone_wav(&wav, 10);
-    let run = |dir: std::path::PathBuf, secs: &str, dial: Option<&str>| {
-        let mut cmd = std::process::Command::new("timeout");
-        cmd.arg("30")
-            .arg("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .args(["-t", secs]);
-        if let Some(target) = dial {
-            cmd.args(["-e", &format!("/dial {target}")]);
-        }
-        tokio::task::spawn_blocking(move || {
-            cmd.output()
-                .expect("baresip runs (apt-get install baresip-core)")
-        })
-    };
-    let callee = run(baresip_dir(&app, &bob, &wav), "12", None);
+    write_wav(&wav, &[(10.0, true)]);
+    let callee = baresip(baresip_dir(&app, &bob, &wav), 12, None);
     eventually(WAIT, || async {
         let (_, ext) = app.get(&format!("/v1/pbx/extensions/{}", bob.id)).await;
         (ext["extension"]["registeredDevices"] == 1).then_some(())
     })
     .await;
-    let caller = run(baresip_dir(&app, &alice, &wav), "8", Some("102"))
+    let caller = baresip(baresip_dir(&app, &alice, &wav), 8, Some("102"))
         .await
         .unwrap();
     let callee = callee.await.unwrap();

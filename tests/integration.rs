@@ -12,3 +12,4 @@ mod graphql_api;
 mod registrar;
 mod sip_edges;
 mod subscriptions;
+mod voicemail;

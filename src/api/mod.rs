@@ -75,14 +75,21 @@ async fn sip_websocket(
 async fn healthz(State(state): State<AppState>) -> Response {
     let ping = tokio::time::timeout(Duration::from_secs(2), state.services.store.ping()).await;
     match ping {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({
+        Ok(Ok(())) => {
+            let mut body = serde_json::json!({
                 "status": "ok",
                 "database": state.services.store.backend_name(),
-            })),
-        )
-            .into_response(),
+            });
+            if let Some(sip) = &state.sip {
+                body["sip"] = serde_json::json!({
+                    "calls": sip.active_dialogs(),
+                    "voicemailCalls": sip.voicemail_calls(),
+                    "rtpPortsInUse": sip.rtp_ports_in_use(),
+                    "openFlows": sip.open_flows(),
+                });
+            }
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database unreachable");
             unavailable()

@@ -132,7 +132,7 @@ impl Session {
             let last_heard = *self.last_heard.lock().unwrap_or_else(|p| p.into_inner());
             let deadline = (started + limits.max_length)
                 .min(last_voice + limits.silence)
-                .min(last_heard.max(started) + limits.no_media);
+                .min(last_heard + limits.no_media);
             tokio::select! {
                 () = stop.cancelled() => break Ended::Stopped,
                 () = tokio::time::sleep_until(deadline) => {
@@ -140,7 +140,7 @@ impl Session {
                     if now >= started + limits.max_length {
                         break Ended::MaxLength;
                     }
-                    if now >= last_heard.max(started) + limits.no_media {
+                    if now >= last_heard + limits.no_media {
                         break Ended::NoMedia;
                     }
                     break Ended::Silence;

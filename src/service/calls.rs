@@ -50,6 +50,19 @@ pub struct CallPage {
     pub next: Option<String>,
 }
 
+/// `answered_by` of a call voicemail took.
+pub const VOICEMAIL: &str = "voicemail";
+
+/// The extensions an answered call keeps busy: both sides, or only the caller when
+/// voicemail answered.
+fn busy_extensions(call: &Call) -> Vec<String> {
+    if call.answered_by.as_deref() == Some(VOICEMAIL) {
+        call.caller_extension_id.iter().cloned().collect()
+    } else {
+        call.extension_ids().map(str::to_owned).collect()
+    }
+}
+
 fn cursor_of(call: &Call) -> String {
     format!("{}.{}", call.started_at, call.id)
 }
@@ -172,7 +185,24 @@ impl Services {
         call.answered_at = Some(now_ms());
         call.answered_by = answered_by;
         self.store_and_announce(&call, CallState::Answered).await?;
-        for ext in call.extension_ids().map(str::to_owned).collect::<Vec<_>>() {
+        for ext in busy_extensions(&call) {
+            self.adjust_calls(&call, &ext, 1).await?;
+        }
+        Ok(())
+    }
+
+    /// Voicemail answered: the call is up, and only the caller is busy (the callee is
+    /// not on it).
+    pub async fn answer_by_voicemail(&self, handle: &CallHandle) -> ServiceResult<()> {
+        let mut call = handle.call.lock().await;
+        if call.state != CallState::Ringing {
+            return Ok(());
+        }
+        call.state = CallState::Answered;
+        call.answered_at = Some(now_ms());
+        call.answered_by = Some(VOICEMAIL.to_owned());
+        self.store_and_announce(&call, CallState::Answered).await?;
+        for ext in busy_extensions(&call) {
             self.adjust_calls(&call, &ext, 1).await?;
         }
         Ok(())
@@ -198,7 +228,7 @@ impl Services {
         call.end_reason = reason.map(str::to_owned);
         self.store_and_announce(&call, CallState::Ended).await?;
         if was_answered {
-            for ext in call.extension_ids().map(str::to_owned).collect::<Vec<_>>() {
+            for ext in busy_extensions(&call) {
                 self.adjust_calls(&call, &ext, -1).await?;
             }
         }

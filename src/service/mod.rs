@@ -19,7 +19,8 @@ pub use registrations::{
 };
 pub use tenants::Bootstrap;
 pub use voicemail::{
-    Mailbox, MailboxDraft, VoicemailChange, VoicemailChangeKind, VoicemailMessage, pin_matches,
+    Mailbox, MailboxDraft, VoicemailChange, VoicemailChangeKind, VoicemailMessage, parse_smtp_url,
+    pin_matches,
 };
 
 /// A field of client input (absent, null or a value), as for extensions.

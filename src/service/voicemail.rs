@@ -29,6 +29,8 @@ pub struct Mailbox {
     pub new_messages: u32,
     pub custom_greeting: bool,
     pub notify_email: Option<String>,
+    /// Whether a PIN is set (the PIN itself is never shown).
+    pub pin_set: bool,
     pub max_message_seconds: u32,
     pub retention_days: u32,
 }
@@ -185,6 +187,7 @@ impl Services {
             new_messages: messages.iter().filter(|m| m.heard_at.is_none()).count() as u32,
             custom_greeting: row.greeting_file.is_some(),
             notify_email: row.notify_email,
+            pin_set: row.pin_hash.is_some(),
             max_message_seconds: row.max_message_seconds.max(1) as u32,
             retention_days: row.retention_days.max(1) as u32,
         })

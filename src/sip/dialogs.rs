@@ -118,6 +118,9 @@ impl SipCore {
         origin: Origin,
         key: Option<TxKey>,
     ) {
+        if let Some(vm) = self.voicemail.get(&ctx.call_id) {
+            return self.voicemail_request(&vm, &req, &ctx, origin, key);
+        }
         let Some(dialog) = self.dialogs.get(&ctx.call_id) else {
             if let Some(key) = key {
                 let resp =
@@ -216,34 +219,17 @@ impl SipCore {
             )
         };
         let cseq = seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let branch = format!("z9hG4bK-sb-{}", crate::ids::lower_alnum(16));
-        let transport = match target.origin.transport {
-            crate::domain::SipTransport::Udp => "UDP",
-            crate::domain::SipTransport::Tcp => "TCP",
-            crate::domain::SipTransport::Tls => "TLS",
-            crate::domain::SipTransport::Ws => "WS",
-            crate::domain::SipTransport::Wss => "WSS",
-        };
-        let mut req = Request {
-            method: method.clone(),
-            uri: target.contact.clone(),
-            headers: Default::default(),
-            body: Vec::new(),
-        };
-        req.headers.push(
-            Name::Via,
-            format!(
-                "SIP/2.0/{transport} {};branch={branch};rport",
-                self.advertised()
-            ),
+        let (req, branch) = self.own_request(
+            method,
+            target.contact.clone(),
+            super::OwnDialog {
+                from: &from,
+                to: &to,
+                call_id: &dialog.call_id,
+                cseq,
+            },
+            target.origin.transport,
         );
-        req.headers.push(Name::From, from);
-        req.headers.push(Name::To, to);
-        req.headers.push(Name::CallId, dialog.call_id.clone());
-        req.headers.push(Name::CSeq, format!("{cseq} {method}"));
-        req.headers.push(Name::MaxForwards, "70");
-        req.headers
-            .push(Name::Other("User-Agent".into()), super::SERVER);
         (req, branch, target.origin)
     }
 

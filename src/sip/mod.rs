@@ -10,9 +10,11 @@ mod headers;
 pub mod message;
 mod proxy;
 mod registrar;
+mod sdp;
 mod transaction;
 pub mod transport;
 pub mod uri;
+mod voicemail;
 pub mod ws;
 
 pub use auth::NONCE_LIFETIME_SECS;
@@ -89,6 +91,14 @@ impl RequestCtx {
     }
 }
 
+/// The dialog identifiers of a request we originate.
+pub(crate) struct OwnDialog<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub call_id: &'a str,
+    pub cseq: u32,
+}
+
 /// SIP settings.
 #[derive(Debug, Clone)]
 pub struct SipConfig {
@@ -109,6 +119,10 @@ pub struct SipConfig {
     /// The address put in our Via and Record-Route; default: the bound one (or this
     /// host's primary address when bound to all interfaces).
     pub advertise: Option<String>,
+    /// Ports for voicemail RTP.
+    pub rtp_ports: Arc<crate::media::ports::PortPool>,
+    /// A voicemail call without any RTP for this long is ended.
+    pub rtp_timeout: std::time::Duration,
 }
 
 /// Parses `MD5,SHA-256` (order of preference).
@@ -144,6 +158,10 @@ pub struct SipCore {
         std::collections::HashMap<TxKey, tokio::sync::mpsc::Sender<proxy::InviteSignal>>,
     >,
     dialogs: dialogs::Dialogs,
+    voicemail: voicemail::VoicemailCalls,
+    media_ports: Arc<crate::media::ports::PortPool>,
+    /// The address our SDP names for RTP.
+    media_ip: std::net::IpAddr,
     nonces: auth::NonceBook,
     guard: guard::Guard,
     shutdown: tokio_util::sync::CancellationToken,
@@ -189,8 +207,21 @@ pub async fn start(
         };
         format!("{host}:{}", bound.port())
     });
+    let media_ip = advertise
+        .rsplit_once(':')
+        .map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|host| host.parse().ok())
+        .filter(|ip: &std::net::IpAddr| !ip.is_unspecified())
+        .unwrap_or_else(|| {
+            crate::config::primary_ip()
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
+        });
     let core = Arc::new(SipCore {
         services,
+        voicemail: Default::default(),
+        media_ports: config.rtp_ports.clone(),
+        media_ip,
         config: config.clone(),
         advertise,
         outbound: Default::default(),
@@ -262,6 +293,17 @@ fn random_tag() -> String {
     crate::ids::lower_alnum(10)
 }
 
+/// A transport as Via spells it.
+pub(crate) fn via_transport(transport: SipTransport) -> &'static str {
+    match transport {
+        SipTransport::Udp => "UDP",
+        SipTransport::Tcp => "TCP",
+        SipTransport::Tls => "TLS",
+        SipTransport::Ws => "WS",
+        SipTransport::Wss => "WSS",
+    }
+}
+
 impl SipCore {
     /// Handles one message from the network. Never panics on input: anything that does
     /// not parse gets a 400 when it names a Via to answer to, else is dropped.
@@ -312,7 +354,9 @@ impl SipCore {
             resp.headers.push(Name::Unsupported, unsupported);
             return self.finish(key, origin, resp);
         }
-        let in_dialog = ctx.to.tag().is_some() && self.dialogs.get(&ctx.call_id).is_some();
+        let in_dialog = ctx.to.tag().is_some()
+            && (self.dialogs.get(&ctx.call_id).is_some()
+                || self.voicemail.get(&ctx.call_id).is_some());
         match req.method {
             Method::Invite if ctx.to.tag().is_none() => self.invite(req, ctx, origin, key).await,
             Method::Cancel => {
@@ -372,22 +416,38 @@ impl SipCore {
         }
     }
 
-    /// What a caller hears when a call goes to voicemail, until voicemail exists.
-    fn voicemail_unavailable(
+    /// A request we originate (BYE, NOTIFY, OPTIONS): our Via with a fresh branch,
+    /// the dialog's From, To, Call-ID and CSeq. Returns it with its branch.
+    pub(crate) fn own_request(
         &self,
-        req: &Request,
-        ctx: &RequestCtx,
-        origin: Origin,
-        ext: &crate::domain::Extension,
-    ) -> Response {
-        self.warned(
-            req,
-            ctx,
-            origin,
-            480,
-            "Temporarily Unavailable",
-            &format!("voicemail for {} is not available", ext.number),
-        )
+        method: Method,
+        uri: uri::Uri,
+        dialog: OwnDialog<'_>,
+        transport: SipTransport,
+    ) -> (Request, String) {
+        let branch = format!("z9hG4bK-sb-{}", crate::ids::lower_alnum(16));
+        let mut req = Request {
+            method: method.clone(),
+            uri,
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        req.headers.push(
+            Name::Via,
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                via_transport(transport),
+                self.advertised()
+            ),
+        );
+        req.headers.push(Name::From, dialog.from);
+        req.headers.push(Name::To, dialog.to);
+        req.headers.push(Name::CallId, dialog.call_id);
+        req.headers
+            .push(Name::CSeq, format!("{} {method}", dialog.cseq));
+        req.headers.push(Name::MaxForwards, "70");
+        req.headers.push(Name::UserAgent, SERVER);
+        (req, branch)
     }
 
     /// Our address as it appears in Via and Record-Route (`host:port`).
@@ -610,6 +670,16 @@ impl SipCore {
     /// Answered calls in progress.
     pub fn active_dialogs(&self) -> usize {
         self.dialogs.len()
+    }
+
+    /// Calls voicemail is taking right now.
+    pub fn voicemail_calls(&self) -> usize {
+        self.voicemail.len()
+    }
+
+    /// RTP ports leased right now.
+    pub fn rtp_ports_in_use(&self) -> usize {
+        self.media_ports.in_use()
     }
 
     /// Server transactions remembered right now.

@@ -481,13 +481,7 @@ impl SipCore {
             }
         }
         let branch = format!("z9hG4bK-{loop_mark}-{}", crate::ids::lower_alnum(12));
-        let transport = match dest.transport {
-            SipTransport::Udp => "UDP",
-            SipTransport::Tcp => "TCP",
-            SipTransport::Tls => "TLS",
-            SipTransport::Ws => "WS",
-            SipTransport::Wss => "WSS",
-        };
+        let transport = super::via_transport(dest.transport);
         out.headers.0.insert(
             0,
             super::message::Header {
@@ -964,12 +958,25 @@ impl CallRun<'_> {
     ) -> Option<Response> {
         match fallback {
             Fallback::Voicemail => {
-                self.end(Disposition::Voicemail, HangupSide::System, None)
-                    .await;
-                Some(
-                    self.core
-                        .voicemail_unavailable(self.req, self.ctx, self.origin, ext),
-                )
+                match self
+                    .core
+                    .answer_voicemail(
+                        self.req,
+                        self.ctx,
+                        self.origin,
+                        self.key,
+                        ext,
+                        self.call.clone(),
+                    )
+                    .await
+                {
+                    Ok(()) => None,
+                    Err(resp) => {
+                        self.end(Disposition::Failed, HangupSide::System, Some("voicemail"))
+                            .await;
+                        Some(resp)
+                    }
+                }
             }
             Fallback::Reject(status, reason) => {
                 let disposition = if status == 486 {

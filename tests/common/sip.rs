@@ -51,6 +51,94 @@ impl TestApp {
     }
 }
 
+/// An 8 kHz mono 16-bit WAV (what G.711 carries) made of segments: seconds of a
+/// 440 Hz tone (`true`) or of silence.
+pub fn write_wav(path: &Path, segments: &[(f64, bool)]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut i: u64 = 0;
+    for &(seconds, tone) in segments {
+        for _ in 0..(seconds * 8000.0).round() as u64 {
+            let v = if tone {
+                (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin()) as i16
+            } else {
+                0
+            };
+            w.write_sample(v).unwrap();
+            i += 1;
+        }
+    }
+    w.finalize().unwrap();
+}
+
+/// A free UDP/TCP port whose next port is free too (baresip also binds port + 1).
+pub fn free_port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A baresip configuration for `account` with `wav` as its microphone, answering
+/// calls by itself.
+pub fn baresip_dir(app: &TestApp, account: &Account, wav: &Path) -> PathBuf {
+    let dir = app.data_dir.join(format!("baresip-{}", account.number));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rtp = free_port_pair();
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{}\naudio_player aubridge,nil\naudio_source aufile,{}\n\
+             audio_alert aubridge,nil\nrtp_ports {rtp}-{}\nmodule_path /usr/lib/baresip/modules\n\
+             module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule rtcpsummary.so\n\
+             module_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
+            free_port_pair(),
+            wav.display(),
+            rtp + 1
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:{u}@127.0.0.1;transport=udp>;auth_user={u};auth_pass={p};outbound=\"sip:{s};transport=udp\";regint=600;answermode=auto;mwi=no;medianat=\n",
+            u = account.username,
+            p = account.password,
+            s = app.sip_addr()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs baresip from `dir` for `seconds` (dialling `dial` at start), in the background.
+pub fn baresip(
+    dir: PathBuf,
+    seconds: u32,
+    dial: Option<&str>,
+) -> tokio::task::JoinHandle<std::process::Output> {
+    let mut cmd = Command::new("timeout");
+    cmd.arg((seconds + 20).to_string())
+        .arg("baresip")
+        .arg("-f")
+        .arg(&dir)
+        .args(["-t", &seconds.to_string()]);
+    if let Some(target) = dial {
+        cmd.args(["-e", &format!("/dial {target}")]);
+    }
+    tokio::task::spawn_blocking(move || {
+        cmd.output()
+            .expect("baresip runs (apt-get install baresip-core)")
+    })
+}
+
 /// One SIPp run.
 pub struct SippRun {
     pub ok: bool,

@@ -190,15 +190,32 @@ impl RawSip {
 }
 
 impl RawSip {
-    /// An INVITE from `caller` to `dialled` with `extra` header lines and an SDP body.
+    /// An INVITE from `caller` to `dialled` with `extra` header lines and an SDP body
+    /// offering PCMU from the port above ours.
     pub fn invite(&self, caller: &str, dialled: &str, call_id: &str, extra: &str) -> String {
+        self.invite_with_body(caller, dialled, call_id, extra, &self.pcmu_offer())
+    }
+
+    /// SDP offering PCMU from the port above ours.
+    pub fn pcmu_offer(&self) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\n",
+            self.local().port() + 1
+        )
+    }
+
+    /// An INVITE with the SDP `sdp` (empty: none).
+    pub fn invite_with_body(
+        &self,
+        caller: &str,
+        dialled: &str,
+        call_id: &str,
+        extra: &str,
+        sdp: &str,
+    ) -> String {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let local = self.local();
-        let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\n",
-            local.port() + 1
-        );
-        let content_type = if extra.contains("Content-Type:") {
+        let content_type = if extra.contains("Content-Type:") || sdp.is_empty() {
             ""
         } else {
             "Content-Type: application/sdp\r\n"
@@ -224,8 +241,21 @@ impl RawSip {
         call_id: &str,
         extra: &str,
     ) -> String {
+        self.invite_with_auth_body(account, dialled, call_id, extra, &self.pcmu_offer())
+            .await
+    }
+
+    /// As [`Self::invite_with_auth`], with the SDP `sdp`.
+    pub async fn invite_with_auth_body(
+        &self,
+        account: &Account,
+        dialled: &str,
+        call_id: &str,
+        extra: &str,
+        sdp: &str,
+    ) -> String {
         let first = self
-            .transact(&self.invite(&account.number, dialled, call_id, extra))
+            .transact(&self.invite_with_body(&account.number, dialled, call_id, extra, sdp))
             .await;
         if status(&first) != 407 {
             return first;
@@ -240,11 +270,12 @@ impl RawSip {
             &format!("sip:{dialled}@127.0.0.1"),
             1,
         );
-        let second = self.invite(
+        let second = self.invite_with_body(
             &account.number,
             dialled,
             call_id,
             &format!("{extra}Proxy-Authorization: {auth}\r\n"),
+            sdp,
         );
         self.transact(&second).await
     }

@@ -4,6 +4,7 @@
 mod calls;
 mod extensions;
 mod phones;
+mod voicemail;
 
 use super::AppState;
 use axum::Router;
@@ -14,4 +15,5 @@ pub fn routes() -> Router<AppState> {
         .merge(extensions::routes())
         .merge(phones::routes())
         .merge(calls::routes())
+        .merge(voicemail::routes())
 }

@@ -1,0 +1,415 @@
+//! `/v1/pbx/voicemail/mailboxes`: mailboxes, their messages (audio with Range
+//! requests), greetings.
+
+use crate::api::extract::JsonObject;
+use crate::api::{ApiError, AppState, Auth};
+use crate::clock::rfc3339;
+use crate::service::{Field, Mailbox, MailboxDraft, VoicemailMessage};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// Greeting uploads may be this large (two minutes of CD-quality stereo fit).
+pub const MAX_GREETING_BYTES: usize = 24 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/pbx/voicemail/mailboxes", get(list_mailboxes))
+        .route(
+            "/v1/pbx/voicemail/mailboxes/{id}",
+            get(get_mailbox).patch(update_mailbox),
+        )
+        .route(
+            "/v1/pbx/voicemail/mailboxes/{id}/greeting",
+            put(put_greeting).layer(DefaultBodyLimit::max(MAX_GREETING_BYTES)),
+        )
+        .route(
+            "/v1/pbx/voicemail/mailboxes/{id}/messages",
+            get(list_messages),
+        )
+        .route(
+            "/v1/pbx/voicemail/mailboxes/{id}/messages/{msg}",
+            get(get_message)
+                .patch(update_message)
+                .delete(delete_message),
+        )
+        .route(
+            "/v1/pbx/voicemail/mailboxes/{id}/messages/{msg}/audio",
+            get(message_audio),
+        )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailboxJson<'a> {
+    id: &'a str,
+    extension_id: &'a str,
+    extension_number: &'a str,
+    extension_name: &'a str,
+    message_count: u32,
+    new_messages: u32,
+    greeting_type: &'static str,
+    notify_email: Option<&'a str>,
+    pin_set: bool,
+    max_message_seconds: u32,
+    retention_days: u32,
+}
+
+impl<'a> MailboxJson<'a> {
+    pub fn new(m: &'a Mailbox) -> Self {
+        Self {
+            id: &m.id,
+            extension_id: &m.extension_id,
+            extension_number: &m.extension_number,
+            extension_name: &m.extension_name,
+            message_count: m.message_count,
+            new_messages: m.new_messages,
+            greeting_type: if m.custom_greeting {
+                "custom"
+            } else {
+                "default"
+            },
+            notify_email: m.notify_email.as_deref(),
+            pin_set: m.pin_set,
+            max_message_seconds: m.max_message_seconds,
+            retention_days: m.retention_days,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageJson<'a> {
+    id: &'a str,
+    mailbox_id: &'a str,
+    caller_number: &'a str,
+    caller_name: Option<&'a str>,
+    duration_ms: i64,
+    created_at: String,
+    heard: bool,
+    audio_url: String,
+}
+
+impl<'a> MessageJson<'a> {
+    pub fn new(m: &'a VoicemailMessage) -> Self {
+        Self {
+            id: &m.id,
+            mailbox_id: &m.mailbox_id,
+            caller_number: &m.caller_number,
+            caller_name: m.caller_name.as_deref(),
+            duration_ms: m.duration_ms,
+            created_at: rfc3339(m.created_at),
+            heard: m.heard,
+            audio_url: format!(
+                "/v1/pbx/voicemail/mailboxes/{}/messages/{}/audio",
+                m.mailbox_id, m.id
+            ),
+        }
+    }
+}
+
+async fn list_mailboxes(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> Result<Json<Value>, ApiError> {
+    let mailboxes = state.services.list_mailboxes(&principal).await?;
+    let list: Vec<_> = mailboxes.iter().map(MailboxJson::new).collect();
+    Ok(Json(json!({ "mailboxes": list })))
+}
+
+async fn get_mailbox(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mailbox = state.services.get_mailbox(&principal, &id).await?;
+    Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) })))
+}
+
+const WRITABLE: &[&str] = &[
+    "notifyEmail",
+    "pin",
+    "maxMessageSeconds",
+    "retentionDays",
+    "greetingType",
+];
+
+fn string_field(body: &Map<String, Value>, key: &'static str) -> Result<Field<String>, ApiError> {
+    match body.get(key) {
+        None => Ok(Field::Absent),
+        Some(Value::Null) => Ok(Field::Null),
+        Some(Value::String(s)) => Ok(Field::Value(s.clone())),
+        Some(_) => Err(ApiError::validation(key, format!("{key} must be a string"))),
+    }
+}
+
+fn integer_field(body: &Map<String, Value>, key: &'static str) -> Result<Field<i64>, ApiError> {
+    match body.get(key) {
+        None => Ok(Field::Absent),
+        Some(Value::Null) => Ok(Field::Null),
+        Some(Value::Number(n)) if n.is_i64() => Ok(Field::Value(n.as_i64().unwrap_or_default())),
+        Some(_) => Err(ApiError::validation(
+            key,
+            format!("{key} must be an integer"),
+        )),
+    }
+}
+
+fn mailbox_draft(body: &Map<String, Value>) -> Result<MailboxDraft, ApiError> {
+    for key in body.keys() {
+        if WRITABLE.contains(&key.as_str()) {
+            continue;
+        }
+        if MAILBOX_READ_ONLY.contains(&key.as_str()) {
+            return Err(ApiError::validation("body", format!("{key} is read-only")));
+        }
+        return Err(ApiError::validation(
+            "body",
+            format!("{key} is not a known field"),
+        ));
+    }
+    // A PIN given as a number would lose leading zeros: only strings are taken.
+    Ok(MailboxDraft {
+        notify_email: string_field(body, "notifyEmail")?,
+        pin: string_field(body, "pin")?,
+        max_message_seconds: integer_field(body, "maxMessageSeconds")?,
+        retention_days: integer_field(body, "retentionDays")?,
+        greeting_type: string_field(body, "greetingType")?,
+    })
+}
+
+const MAILBOX_READ_ONLY: &[&str] = &[
+    "id",
+    "extensionId",
+    "extensionNumber",
+    "extensionName",
+    "messageCount",
+    "newMessages",
+    "pinSet",
+];
+
+async fn update_mailbox(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let draft = mailbox_draft(&body)?;
+    let mailbox = state
+        .services
+        .update_mailbox(&principal, &id, draft)
+        .await?;
+    Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) })))
+}
+
+/// `PUT …/greeting` with a WAV body (any PCM or float WAV; stored as 8 kHz mono).
+async fn put_greeting(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let wav_types = ["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"];
+    if let Some(ct) = &content_type
+        && !wav_types.contains(&ct.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Greetings are uploaded as WAV (audio/wav), not {ct}"),
+        ));
+    }
+    match state.services.set_greeting(&principal, &id, &body).await? {
+        Ok(mailbox) => Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) }))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("The greeting must be a WAV file: {e}"),
+        )),
+    }
+}
+
+async fn list_messages(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let messages = state.services.list_messages(&principal, &id).await?;
+    let list: Vec<_> = messages.iter().map(MessageJson::new).collect();
+    Ok(Json(json!({ "messages": list })))
+}
+
+async fn get_message(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path((id, msg)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (message, _) = state.services.message_audio(&principal, &id, &msg).await?;
+    Ok(Json(json!({ "message": MessageJson::new(&message) })))
+}
+
+async fn update_message(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path((id, msg)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    for key in body.keys() {
+        if key != "heard" {
+            return Err(ApiError::validation(
+                "body",
+                format!("{key} cannot be changed (only heard)"),
+            ));
+        }
+    }
+    let heard = match body.get("heard") {
+        Some(Value::Bool(b)) => *b,
+        _ => return Err(ApiError::validation("heard", "heard must be true or false")),
+    };
+    let message = state
+        .services
+        .mark_message(&principal, &id, &msg, heard)
+        .await?;
+    Ok(Json(json!({ "message": MessageJson::new(&message) })))
+}
+
+async fn delete_message(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path((id, msg)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.services.delete_message(&principal, &id, &msg).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a `Range` header asks for, against a body of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    Whole,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range (RFC 9110 §14.1.2); several ranges or other units get the
+/// whole body, which the RFC allows.
+fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.is_empty(), last.is_empty()) {
+        (true, false) => match last.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) => Some((len.saturating_sub(n), len.saturating_sub(1))),
+            Err(_) => None,
+        },
+        (false, true) => first
+            .parse::<u64>()
+            .ok()
+            .map(|a| (a, len.saturating_sub(1))),
+        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
+            (Ok(a), Ok(b)) if a <= b => Some((a, b.min(len.saturating_sub(1)))),
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match parsed {
+        None => RangeRequest::Whole,
+        Some((a, _)) if a >= len => RangeRequest::Unsatisfiable,
+        Some((a, b)) => RangeRequest::Part(a, b),
+    }
+}
+
+async fn message_audio(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path((id, msg)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (message, path) = state.services.message_audio(&principal, &id, &msg).await?;
+    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        tracing::error!(error = %e, path = %path.display(), "voicemail audio missing");
+        ApiError::not_found("audio")
+    })?;
+    let len = bytes.len() as u64;
+    let disposition = HeaderValue::from_str(&format!("inline; filename=\"{}.wav\"", message.id))
+        .unwrap_or(HeaderValue::from_static("inline"));
+    let common = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("audio/wav")),
+        (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    Ok(match parse_range(range, len) {
+        RangeRequest::Whole => (common, bytes).into_response(),
+        RangeRequest::Part(a, b) => {
+            let content_range = HeaderValue::from_str(&format!("bytes {a}-{b}/{len}"))
+                .map_err(|_| ApiError::internal())?;
+            (
+                StatusCode::PARTIAL_CONTENT,
+                common,
+                [(header::CONTENT_RANGE, content_range)],
+                bytes[a as usize..=b as usize].to_vec(),
+            )
+                .into_response()
+        }
+        RangeRequest::Unsatisfiable => {
+            let content_range = HeaderValue::from_str(&format!("bytes */{len}"))
+                .map_err(|_| ApiError::internal())?;
+            (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, content_range)],
+                Json(json!({
+                    "error": "range_not_satisfiable",
+                    "message": format!("The audio is {len} bytes long"),
+                })),
+            )
+                .into_response()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        use RangeRequest::*;
+        assert_eq!(parse_range(None, 100), Whole);
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), Part(0, 9));
+        assert_eq!(parse_range(Some("bytes=90-"), 100), Part(90, 99));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), Part(90, 99));
+        assert_eq!(parse_range(Some("bytes=-500"), 100), Part(0, 99));
+        assert_eq!(parse_range(Some("bytes=50-5000"), 100), Part(50, 99));
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 100), Unsatisfiable);
+        // Not understood or several: the whole body.
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 100), Whole);
+        assert_eq!(parse_range(Some("bytes=9-1"), 100), Whole);
+        assert_eq!(parse_range(Some("bytes=x-"), 100), Whole);
+    }
+}

@@ -1,0 +1,359 @@
+//! Voicemail as a SIP user agent: answers the call with G.711 SDP, plays the greeting
+//! and a beep, records the caller until BYE, the mailbox's maximum length, 10 s of
+//! silence or `--rtp-timeout` (30 s) without any RTP, and deposits the message (one second or more).
+//! When we end the recording the caller gets a BYE from us.
+
+use super::client::{ClientEvent, T2};
+use super::message::{Method, Name, Request, Response};
+use super::sdp::{self, OfferError};
+use super::transaction::{T1, TxKey};
+use super::transport::Origin;
+use super::uri::{NameAddr, Uri};
+use super::{OwnDialog, RequestCtx, SipCore};
+use crate::domain::{Disposition, Extension, HangupSide};
+use crate::media::rtp::{Ended, Limits, Session};
+use crate::service::CallHandle;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Recording stops after this much silence.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
+/// Shorter messages are not kept (hang-ups after the beep).
+pub const MIN_MESSAGE_SAMPLES: usize = 8000;
+/// How long we wait for the ACK of our 200 before giving up on the call (64·T1).
+const ACK_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// A call voicemail answered.
+pub struct VoicemailCall {
+    call: Arc<CallHandle>,
+    call_id: String,
+    /// The caller's connection or address.
+    origin: Origin,
+    /// The caller's Contact: where our BYE goes.
+    remote_target: Uri,
+    /// Record-Route of the INVITE, our route set towards the caller.
+    route_set: Vec<String>,
+    /// Our To (with our tag) and the caller's From, as in the INVITE.
+    local: String,
+    remote: String,
+    caller_tag: String,
+    /// Our CSeq in the dialog.
+    cseq: AtomicU32,
+    /// The answer we gave, for re-INVITEs.
+    answer: String,
+    acked: AtomicBool,
+    ack_signal: tokio::sync::Notify,
+    /// The caller hung up.
+    hung_up: CancellationToken,
+    media: Arc<Session>,
+}
+
+/// Calls in voicemail, by SIP Call-ID.
+#[derive(Default)]
+pub struct VoicemailCalls {
+    by_call_id: Mutex<HashMap<String, Arc<VoicemailCall>>>,
+}
+
+impl VoicemailCalls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<VoicemailCall>>> {
+        self.by_call_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, call_id: &str) -> Option<Arc<VoicemailCall>> {
+        self.lock().get(call_id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl SipCore {
+    /// Voicemail takes the call: a 200 with our SDP (the INVITE transaction completes
+    /// with it) and a task that runs the session. Returns the failure response instead
+    /// when the call cannot be answered (no usable offer, no free RTP port).
+    pub(super) async fn answer_voicemail(
+        self: &Arc<Self>,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        key: TxKey,
+        ext: &Extension,
+        call: Arc<CallHandle>,
+    ) -> Result<(), Response> {
+        let offer = match sdp::parse_offer(&req.body) {
+            Ok(offer) => offer,
+            Err(OfferError::NoCommonCodec) => {
+                let mut resp = self.response(req, ctx, origin, 488, "Not Acceptable Here");
+                resp.headers.push(
+                    Name::Warning,
+                    "305 switchboard \"voicemail takes PCMU or PCMA\"",
+                );
+                return Err(resp);
+            }
+            Err(OfferError::Malformed(_)) if req.body.is_empty() => {
+                return Err(self.warned(
+                    req,
+                    ctx,
+                    origin,
+                    488,
+                    "Not Acceptable Here",
+                    "voicemail needs an SDP offer in the INVITE",
+                ));
+            }
+            Err(OfferError::Malformed(why)) => {
+                return Err(self.warned(req, ctx, origin, 488, "Not Acceptable Here", why));
+            }
+        };
+        let lease = match self.media_ports.lease(self.config.addr.ip()) {
+            Ok(lease) => lease,
+            Err(e) => {
+                tracing::warn!(error = %e, "no RTP port for voicemail");
+                let mut resp = self.response(req, ctx, origin, 503, "Service Unavailable");
+                resp.headers.push(Name::Other("Retry-After".into()), "5");
+                return Err(resp);
+            }
+        };
+        let port = lease.port;
+        let remote_target = req
+            .headers
+            .get(&Name::Contact)
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|na| na.uri)
+            .unwrap_or_else(|| ctx.from.uri.clone());
+        let session_id: u64 = rand::random::<u32>().into();
+        let answer = sdp::answer(self.media_ip, port, &offer, session_id, session_id);
+
+        let mut ok = self.response(req, ctx, origin, 200, "OK");
+        let local = ok.headers.get(&Name::To).unwrap_or_default().to_owned();
+        ok.headers.push(
+            Name::Contact,
+            format!(
+                "<sip:voicemail@{};transport={}>",
+                self.advertised(),
+                super::via_transport(origin.transport).to_ascii_lowercase()
+            ),
+        );
+        ok.headers.push(Name::Allow, super::ALLOW);
+        ok.headers.push(Name::ContentType, "application/sdp");
+        ok.body = answer.clone().into_bytes();
+
+        if let Err(e) = self.services.answer_by_voicemail(&call).await {
+            tracing::error!(error = %e, "call record not stored");
+            return Err(self.response(req, ctx, origin, 500, "Server Internal Error"));
+        }
+        let vm = Arc::new(VoicemailCall {
+            call,
+            call_id: ctx.call_id.clone(),
+            origin,
+            remote_target,
+            route_set: req
+                .headers
+                .all(&Name::RecordRoute)
+                .flat_map(super::uri::split_list)
+                .map(str::to_owned)
+                .collect(),
+            local,
+            remote: req.headers.get(&Name::From).unwrap_or_default().to_owned(),
+            caller_tag: ctx.from.tag().unwrap_or_default().to_owned(),
+            cseq: AtomicU32::new(0),
+            answer,
+            acked: AtomicBool::new(false),
+            ack_signal: tokio::sync::Notify::new(),
+            hung_up: CancellationToken::new(),
+            media: Arc::new(Session::new(lease, offer.codec, offer.remote)),
+        });
+        self.voicemail.lock().insert(vm.call_id.clone(), vm.clone());
+        // Retransmitted INVITEs get this 200 again; our own retransmissions run below.
+        let bytes: Arc<[u8]> = ok.to_bytes().into();
+        self.transactions
+            .complete(key, bytes.clone(), origin.transport.is_reliable());
+        self.send_to(origin, bytes.clone());
+        tracing::info!(sip.call_id = %vm.call_id, extension = %ext.number, rtp.port = port, "voicemail answered");
+
+        let core = self.clone();
+        let ext = ext.clone();
+        tokio::spawn(async move { core.run_voicemail(vm, ext, bytes).await });
+        Ok(())
+    }
+
+    async fn run_voicemail(self: Arc<Self>, vm: Arc<VoicemailCall>, ext: Extension, ok: Arc<[u8]>) {
+        if !self.await_ack(&vm, ok).await {
+            tracing::info!(sip.call_id = %vm.call_id, "no ACK for voicemail's 200");
+            self.bye_caller(&vm).await;
+            return self
+                .close_voicemail(&vm, HangupSide::System, Some("no-ack"))
+                .await;
+        }
+        let greeting = self.services.greeting_for(&ext).await;
+        vm.media.play(&greeting, &vm.hung_up).await;
+        let limits = Limits {
+            max_length: Duration::from_secs(u64::from(
+                self.services.max_message_seconds(&ext).await,
+            )),
+            silence: SILENCE_LIMIT,
+            no_media: self.config.rtp_timeout,
+        };
+        let recording = if vm.hung_up.is_cancelled() {
+            None
+        } else {
+            Some(vm.media.record(limits, &vm.hung_up).await)
+        };
+        let (side, reason) = match recording.as_ref().map(|r| r.ended) {
+            None | Some(Ended::Stopped) => (HangupSide::Caller, None),
+            Some(Ended::MaxLength) => (HangupSide::System, Some("max-length")),
+            Some(Ended::Silence) => (HangupSide::System, Some("silence")),
+            Some(Ended::NoMedia) => (HangupSide::System, Some("no-media")),
+        };
+        if side == HangupSide::System {
+            self.bye_caller(&vm).await;
+        }
+        let snapshot = vm.call.snapshot().await;
+        self.close_voicemail(&vm, side, reason).await;
+        match recording {
+            Some(r) if r.samples.len() >= MIN_MESSAGE_SAMPLES => {
+                if let Err(e) = self
+                    .services
+                    .deposit(
+                        &ext,
+                        &snapshot.caller_number,
+                        snapshot.caller_name.as_deref(),
+                        r.samples,
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, "voicemail not stored");
+                }
+            }
+            Some(r) => {
+                tracing::info!(sip.call_id = %vm.call_id, samples = r.samples.len(), "voicemail under a second dropped");
+            }
+            None => {}
+        }
+    }
+
+    /// Sends the 200 again (over UDP, T1 doubling up to T2) until its ACK arrives;
+    /// false when it never does (or the caller hung up first).
+    async fn await_ack(&self, vm: &VoicemailCall, ok: Arc<[u8]>) -> bool {
+        let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
+        let mut interval = T1;
+        loop {
+            if vm.acked.load(Ordering::Acquire) {
+                return true;
+            }
+            let wait = if vm.origin.transport.is_reliable() {
+                ACK_TIMEOUT
+            } else {
+                interval
+            };
+            tokio::select! {
+                () = vm.ack_signal.notified() => {}
+                () = vm.hung_up.cancelled() => return vm.acked.load(Ordering::Acquire),
+                () = tokio::time::sleep(wait) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return vm.acked.load(Ordering::Acquire);
+                    }
+                    if !vm.origin.transport.is_reliable() {
+                        self.send(vm.origin, ok.clone());
+                        interval = (interval * 2).min(T2);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hangs up on the caller (BYE in the dialog), waiting for its answer.
+    async fn bye_caller(self: &Arc<Self>, vm: &VoicemailCall) {
+        if vm.hung_up.is_cancelled() {
+            return;
+        }
+        let cseq = vm.cseq.fetch_add(1, Ordering::Relaxed) + 1;
+        let (mut req, branch) = self.own_request(
+            Method::Bye,
+            vm.remote_target.clone(),
+            OwnDialog {
+                from: &vm.local,
+                to: &vm.remote,
+                call_id: &vm.call_id,
+                cseq,
+            },
+            vm.origin.transport,
+        );
+        for route in &vm.route_set {
+            req.headers.push(Name::Route, route.clone());
+        }
+        let mut events = self.start_client(req, branch, vm.origin);
+        while let Some(event) = events.recv().await {
+            match event {
+                ClientEvent::Response(r) if r.status < 200 => {}
+                _ => break,
+            }
+        }
+    }
+
+    async fn close_voicemail(&self, vm: &VoicemailCall, side: HangupSide, reason: Option<&str>) {
+        self.voicemail.lock().remove(&vm.call_id);
+        if let Err(e) = self
+            .services
+            .end_call(&vm.call, Disposition::Voicemail, side, reason)
+            .await
+        {
+            tracing::error!(error = %e, "call record not stored");
+        }
+    }
+
+    /// A request within a voicemail call: ACK, BYE, re-INVITE and the harmless rest.
+    pub(super) fn voicemail_request(
+        self: &Arc<Self>,
+        vm: &VoicemailCall,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        key: Option<TxKey>,
+    ) {
+        if ctx.from.tag() != Some(vm.caller_tag.as_str()) {
+            if let Some(key) = key {
+                let resp = self.response(req, ctx, origin, 481, "Call/Transaction Does Not Exist");
+                self.finish(key, origin, resp);
+            }
+            return;
+        }
+        let Some(key) = key else {
+            if req.method == Method::Ack {
+                vm.acked.store(true, Ordering::Release);
+                vm.ack_signal.notify_waiters();
+            }
+            return;
+        };
+        let resp = match req.method {
+            Method::Bye => {
+                vm.hung_up.cancel();
+                self.response(req, ctx, origin, 200, "OK")
+            }
+            Method::Invite => {
+                // A re-INVITE (hold, session refresh): same answer; a moved stream is
+                // followed anyway as RTP latches to where the caller's packets come from.
+                let mut resp = self.response(req, ctx, origin, 200, "OK");
+                resp.headers.push(
+                    Name::Contact,
+                    format!("<sip:voicemail@{}>", self.advertised()),
+                );
+                resp.headers.push(Name::ContentType, "application/sdp");
+                resp.body = vm.answer.clone().into_bytes();
+                resp
+            }
+            Method::Options | Method::Info | Method::Update | Method::Notify => {
+                self.response(req, ctx, origin, 200, "OK")
+            }
+            _ => {
+                let mut resp = self.response(req, ctx, origin, 405, "Method Not Allowed");
+                resp.headers.push(Name::Allow, super::ALLOW);
+                resp
+            }
+        };
+        self.finish(key, origin, resp);
+    }
+}

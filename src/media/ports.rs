@@ -111,7 +111,7 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let a = pool.lease(ip).unwrap();
         let b = pool.lease(ip).unwrap();
-        assert!(a.port % 2 == 0 && b.port % 2 == 0 && a.port != b.port);
+        assert!(a.port.is_multiple_of(2) && b.port.is_multiple_of(2) && a.port != b.port);
         assert!((41002..=41010).contains(&a.port));
         assert_eq!(pool.in_use(), 2);
         drop(a);

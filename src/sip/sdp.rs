@@ -23,12 +23,20 @@ pub enum OfferError {
     NoCommonCodec,
 }
 
+/// The first audio stream: port, formats, its own address, rtpmaps.
+struct AudioLine {
+    port: u16,
+    formats: Vec<u8>,
+    addr: Option<IpAddr>,
+    maps: Vec<(u8, String)>,
+}
+
 /// Reads an SDP offer. The first `m=audio` line with a port counts; its `c=` (or the
 /// session's) gives the address.
 pub fn parse_offer(body: &[u8]) -> Result<Offer, OfferError> {
     let text = std::str::from_utf8(body).map_err(|_| OfferError::Malformed("SDP is not UTF-8"))?;
     let mut session_addr: Option<IpAddr> = None;
-    let mut media: Option<(u16, Vec<u8>, Option<IpAddr>, Vec<(u8, String)>)> = None;
+    let mut media: Option<AudioLine> = None;
     let mut in_other_media = false;
     let mut saw_version = false;
     for line in text.lines() {
@@ -41,7 +49,7 @@ pub fn parse_offer(body: &[u8]) -> Result<Offer, OfferError> {
             "c" => {
                 let addr = parse_connection(value)?;
                 match &mut media {
-                    Some((_, _, media_addr, _)) if !in_other_media => *media_addr = Some(addr),
+                    Some(line) if !in_other_media => line.addr = Some(addr),
                     None if !in_other_media => session_addr = Some(addr),
                     _ => {}
                 }
@@ -68,10 +76,15 @@ pub fn parse_offer(body: &[u8]) -> Result<Offer, OfferError> {
                 }
                 in_other_media = false;
                 let formats = parts.filter_map(|f| f.parse().ok()).collect();
-                media = Some((port, formats, None, Vec::new()));
+                media = Some(AudioLine {
+                    port,
+                    formats,
+                    addr: None,
+                    maps: Vec::new(),
+                });
             }
             "a" if !in_other_media => {
-                if let (Some((_, _, _, maps)), Some(rest)) =
+                if let (Some(AudioLine { maps, .. }), Some(rest)) =
                     (&mut media, value.strip_prefix("rtpmap:"))
                 {
                     let mut it = rest.splitn(2, ' ');
@@ -88,7 +101,13 @@ pub fn parse_offer(body: &[u8]) -> Result<Offer, OfferError> {
     if !saw_version {
         return Err(OfferError::Malformed("not SDP"));
     }
-    let Some((port, formats, media_addr, maps)) = media else {
+    let Some(AudioLine {
+        port,
+        formats,
+        addr: media_addr,
+        maps,
+    }) = media
+    else {
         return Err(OfferError::NoCommonCodec);
     };
     let ip = media_addr

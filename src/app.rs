@@ -96,6 +96,14 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
             "calls left up by the previous run were ended"
         );
     }
+    let (orphan_files, orphan_rows) = services.reconcile_voicemail().await?;
+    if orphan_files + orphan_rows > 0 {
+        tracing::warn!(
+            files = orphan_files,
+            rows = orphan_rows,
+            "voicemail files without a message and messages without a file were removed"
+        );
+    }
     let restored = services.restore_bindings().await?;
     if restored > 0 {
         tracing::info!(bindings = restored, "registrations restored");
@@ -163,10 +171,15 @@ async fn maintenance(services: Arc<Services>, shutdown: CancellationToken) {
             tracing::error!(error = %e, "expiring registrations failed");
         }
         ticks += 1;
-        if ticks % 3600 == 1
-            && let Err(e) = services.purge_old_devices().await
-        {
-            tracing::error!(error = %e, "purging old devices failed");
+        if ticks % 3600 == 1 {
+            if let Err(e) = services.purge_old_devices().await {
+                tracing::error!(error = %e, "purging old devices failed");
+            }
+            match services.purge_voicemail().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(messages = n, "voicemail past its retention purged"),
+                Err(e) => tracing::error!(error = %e, "purging voicemail failed"),
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! WAV, the REST API and the events agree; MWI reaches a SIPp phone; on both databases.
 
 use crate::common::sip::{
-    RawSip, Sipp, baresip, baresip_dir, free_port, header, status, write_wav,
+    Account, RawSip, Sipp, baresip, baresip_dir, free_port, header, status, write_wav,
 };
 use crate::common::{Backend, TestApp, eventually};
 use crate::on_both_backends;
@@ -281,31 +281,111 @@ fn in_dialog(method: &str, ok: &str, raw: &RawSip, cseq: u32) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raw_rtp_with_loss_reordering_and_a_new_ssrc_is_recorded_on_its_timeline() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let alice = app.account("101", "Alice").await;
-    app.account("102", "Bob").await; // no device: straight to voicemail
-    let greeting = app.data_dir.join("greeting.wav");
+/// Gives a mailbox a half-second greeting, so that callers reach the beep quickly.
+async fn short_greeting(app: &TestApp, mailbox: &str) {
+    let greeting = app.data_dir.join(format!("greeting-{mailbox}.wav"));
     write_wav(&greeting, &[(0.5, false)]);
     let (s, body) = put_greeting(
-        &app,
-        "vm_102",
+        app,
+        mailbox,
         "audio/x-wav",
         std::fs::read(&greeting).unwrap(),
     )
     .await;
     assert_eq!(s, 200, "{body}");
+}
+
+/// A raw SIP caller in voicemail, past the greeting and the beep.
+struct RawCall {
+    raw: RawSip,
+    ok: String,
+    media: tokio::net::UdpSocket,
+    server_rtp: std::net::SocketAddr,
+    greeting_packets: usize,
+}
+
+impl RawCall {
+    /// Calls `dialled` (which goes to voicemail), checks the answer and waits out the
+    /// greeting, which must come from the port the SDP named.
+    async fn reach_voicemail(
+        app: &TestApp,
+        caller: &Account,
+        dialled: &str,
+        call_id: &str,
+    ) -> RawCall {
+        let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+        let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = media.local_addr().unwrap().port();
+        let offer = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 18 0 101\r\n\
+             a=rtpmap:101 telephone-event/8000\r\n"
+        );
+        let ok = raw
+            .invite_with_auth_body(caller, dialled, call_id, "", &offer)
+            .await;
+        assert_eq!(status(&ok), 200, "{ok}");
+        assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
+        assert!(
+            ok.contains("RTP/AVP 0 101\r\n"),
+            "PCMU and telephone-event: {ok}"
+        );
+        let server_rtp = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&ok)));
+        raw.send(&in_dialog("ACK", &ok, &raw, 1)).await;
+        let mut buf = [0u8; 2048];
+        let mut greeting_packets = 0;
+        let mut gap = Duration::from_secs(5); // for the first packet
+        while let Ok(Ok((n, from))) = tokio::time::timeout(gap, media.recv_from(&mut buf)).await {
+            assert_eq!(from, server_rtp, "RTP comes from the port the SDP named");
+            assert!(n == 12 + 160 && buf[1] & 0x7f == 0, "20 ms PCMU packets");
+            greeting_packets += 1;
+            gap = Duration::from_millis(300);
+        }
+        RawCall {
+            raw,
+            ok,
+            media,
+            server_rtp,
+            greeting_packets,
+        }
+    }
+
+    /// Sends RTP packets 20 ms apart.
+    async fn speak(&self, packets: impl IntoIterator<Item = Vec<u8>>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for packet in packets {
+            tick.tick().await;
+            self.media.send_to(&packet, self.server_rtp).await.unwrap();
+        }
+    }
+
+    async fn hang_up(&self) {
+        let bye = self
+            .raw
+            .transact(&in_dialog("BYE", &self.ok, &self.raw, 2))
+            .await;
+        assert_eq!(status(&bye), 200);
+    }
+}
+
+/// `seconds` of tone as RTP, in order.
+fn tone_packets(seconds: f64) -> Vec<Vec<u8>> {
+    (0..(seconds * 50.0) as usize)
+        .map(|n| rtp(0x1234, n as u16, (n * 160) as u32, &tone_frame(n)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_rtp_with_loss_reordering_and_a_new_ssrc_is_recorded_on_its_timeline() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.account("101", "Alice").await;
+    app.account("102", "Bob").await; // no device: straight to voicemail
+    short_greeting(&app, "vm_102").await;
 
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
-    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let port = media.local_addr().unwrap().port();
     // G.729 only: nothing voicemail can play.
-    let g729 = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
-    );
+    let g729 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
     let r = raw
-        .invite_with_auth_body(&alice, "102", "vm-g729", "", &g729)
+        .invite_with_auth_body(&alice, "102", "vm-g729", "", g729)
         .await;
     assert_eq!(status(&r), 488, "{r}");
     assert!(header(&r, "Warning").unwrap().starts_with("305 "));
@@ -316,64 +396,35 @@ async fn raw_rtp_with_loss_reordering_and_a_new_ssrc_is_recorded_on_its_timeline
     assert_eq!(status(&r), 488, "{r}");
     raw.send(&crate::common::sip::ack_of(&r, "102")).await;
 
-    let offer = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 18 0 101\r\n\
-         a=rtpmap:101 telephone-event/8000\r\n"
-    );
-    let ok = raw
-        .invite_with_auth_body(&alice, "102", "vm-raw", "", &offer)
-        .await;
-    assert_eq!(status(&ok), 200, "{ok}");
-    assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
+    let call = RawCall::reach_voicemail(&app, &alice, "102", "vm-raw").await;
     assert!(
-        ok.contains("RTP/AVP 0 101\r\n"),
-        "PCMU and telephone-event: {ok}"
-    );
-    let server_rtp = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&ok)));
-    raw.send(&in_dialog("ACK", &ok, &raw, 1)).await;
-
-    // The greeting (0.5 s, a pause, the beep) arrives; once it stops, speak.
-    let mut buf = [0u8; 2048];
-    let mut greeting_packets = 0;
-    let mut gap = Duration::from_secs(5); // for the first packet
-    while let Ok(Ok((n, from))) = tokio::time::timeout(gap, media.recv_from(&mut buf)).await {
-        assert_eq!(from, server_rtp, "RTP comes from the port the SDP named");
-        assert!(n == 12 + 160 && buf[1] & 0x7f == 0, "20 ms PCMU packets");
-        greeting_packets += 1;
-        gap = Duration::from_millis(300);
-    }
-    assert!(
-        (50..=70).contains(&greeting_packets),
-        "0.5 s + 0.2 s + 0.4 s, {greeting_packets} packets"
+        (50..=70).contains(&call.greeting_packets),
+        "0.5 s + 0.2 s + 0.4 s, {} packets",
+        call.greeting_packets
     );
     // 2 s of tone in 100 packets: 51 and 50 swapped, 70 lost, 30 sent twice; then the
     // phone restarts its stream (new SSRC, new numbering) for 1 s more.
     let mut order: Vec<usize> = (0..100).filter(|&n| n != 70).collect();
     order.swap(50, 51);
     order.insert(31, 30);
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for n in order {
-        tick.tick().await;
-        let packet = rtp(
+    let first = order.into_iter().map(|n| {
+        rtp(
             0xAAAA,
             1000 + n as u16,
             50_000 + (n * 160) as u32,
             &tone_frame(n),
-        );
-        media.send_to(&packet, server_rtp).await.unwrap();
-    }
-    for n in 0..50usize {
-        tick.tick().await;
-        let packet = rtp(
+        )
+    });
+    let second = (0..50usize).map(|n| {
+        rtp(
             0xBBBB,
             60_000u16.wrapping_add(n as u16),
             9_000 + (n * 160) as u32,
             &tone_frame(n),
-        );
-        media.send_to(&packet, server_rtp).await.unwrap();
-    }
-    let bye = raw.transact(&in_dialog("BYE", &ok, &raw, 2)).await;
-    assert_eq!(status(&bye), 200);
+        )
+    });
+    call.speak(first.chain(second)).await;
+    call.hang_up().await;
 
     let message = one_message(&app, "vm_102").await;
     let wav = audio(&app, &message, None).await.bytes().await.unwrap();
@@ -387,14 +438,95 @@ async fn raw_rtp_with_loss_reordering_and_a_new_ssrc_is_recorded_on_its_timeline
         (2.8..=3.1).contains(&voiced),
         "one lost packet of 150: {voiced} s voiced"
     );
-    let call = ended_call(&app).await;
+    let record = ended_call(&app).await;
     assert_eq!(
-        (call["disposition"].as_str(), call["hangupSide"].as_str()),
+        (
+            record["disposition"].as_str(),
+            record["hangupSide"].as_str()
+        ),
         (Some("voicemail"), Some("caller"))
     );
     let (_, health) = app.get("/healthz").await;
     assert_eq!(health["sip"]["rtpPortsInUse"], 0, "{health}");
     assert_eq!(health["sip"]["voicemailCalls"], 0);
+}
+
+on_both_backends!(message_waiting_lamps_follow_the_mailbox);
+
+async fn message_waiting_lamps_follow_the_mailbox(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.account("101", "Alice").await;
+    let bob = app.account("102", "Bob").await;
+    short_greeting(&app, "vm_102").await;
+    // Bob's desk phone (registered, never subscribes) and his softphone (subscribes).
+    let desk = free_port();
+    let register_desk = || async {
+        Sipp::new(&app, "register_to.xml")
+            .user(
+                &bob,
+                &bob.number,
+                &["600", &format!("102@127.0.0.1:{desk}")],
+            )
+            .run()
+            .await
+            .assert_ok();
+    };
+    register_desk().await;
+    let lamp = Sipp::uas(&app, "mwi_device.xml", desk).calls(3).spawn();
+    let subscriber = Sipp::new(&app, "mwi_subscribe.xml")
+        .user(&bob, &bob.number, &[])
+        .auth_uri(&format!("102@{}", app.sip_addr().ip()))
+        .spawn();
+    eventually(WAIT, || async {
+        let (_, health) = app.get("/healthz").await;
+        (health["sip"]["mwiSubscriptions"] == 1).then_some(())
+    })
+    .await;
+
+    // Someone to a phone that is registered but busy elsewhere: DND sends Alice to
+    // voicemail without ringing the desk phone (which only takes NOTIFYs here).
+    let (s, _) = app
+        .patch(
+            &format!("/v1/pbx/extensions/{}", bob.id),
+            json!({"presence": "dnd"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let call = RawCall::reach_voicemail(&app, &alice, "102", "vm-mwi").await;
+    call.speak(tone_packets(1.5)).await;
+    call.hang_up().await;
+    let message = one_message(&app, "vm_102").await;
+    // Heard through the API: both phones are told.
+    let url = format!(
+        "/v1/pbx/voicemail/mailboxes/vm_102/messages/{}",
+        message["id"].as_str().unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _) = app.patch(&url, json!({"heard": true})).await;
+    assert_eq!(s, 200);
+    subscriber.await.unwrap().assert_ok();
+    // The desk phone registers again and hears the current state once more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    register_desk().await;
+    let lamp = lamp.await.unwrap();
+    lamp.assert_ok();
+    let states: Vec<&str> = lamp
+        .messages
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Voice-Message: "))
+        .collect();
+    let waiting: Vec<&str> = lamp
+        .messages
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Messages-Waiting: "))
+        .collect();
+    assert_eq!(
+        states,
+        ["1/0 (0/0)", "0/1 (0/0)", "0/1 (0/0)"],
+        "{}",
+        lamp.messages
+    );
+    assert_eq!(waiting, ["yes", "no", "no"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
                     "calls": sip.active_dialogs(),
                     "voicemailCalls": sip.voicemail_calls(),
                     "rtpPortsInUse": sip.rtp_ports_in_use(),
+                    "mwiSubscriptions": sip.mwi_subscriptions(),
                     "openFlows": sip.open_flows(),
                 });
             }

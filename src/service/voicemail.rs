@@ -623,6 +623,18 @@ impl Services {
         Ok((removed, dropped_rows))
     }
 
+    /// New and old message counts of an extension by id ((0, 0) without voicemail).
+    pub async fn mailbox_counts(
+        &self,
+        pbx_id: &str,
+        extension_id: &str,
+    ) -> ServiceResult<(u32, u32)> {
+        match self.store.extension_by_id(pbx_id, extension_id).await? {
+            Some(ext) => self.message_counts(&ext).await,
+            None => Ok((0, 0)),
+        }
+    }
+
     /// New and old message counts of an extension (for MWI).
     pub async fn message_counts(&self, ext: &Extension) -> ServiceResult<(u32, u32)> {
         if !ext.voicemail_enabled {

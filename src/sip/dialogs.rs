@@ -121,6 +121,11 @@ impl SipCore {
         if let Some(vm) = self.voicemail.get(&ctx.call_id) {
             return self.voicemail_request(&vm, &req, &ctx, origin, key);
         }
+        if let Some(sub) = self.mwi.get(&ctx.call_id) {
+            return self
+                .subscription_request(sub, &req, &ctx, origin, key)
+                .await;
+        }
         let Some(dialog) = self.dialogs.get(&ctx.call_id) else {
             if let Some(key) = key {
                 let resp =

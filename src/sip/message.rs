@@ -106,6 +106,8 @@ pub enum Name {
     Unsupported,
     Allow,
     Event,
+    AllowEvents,
+    SubscriptionState,
     Date,
     Warning,
     Other(String),
@@ -113,7 +115,7 @@ pub enum Name {
 
 impl Name {
     /// Every named variant, for parsing.
-    const KNOWN: [Name; 27] = [
+    const KNOWN: [Name; 29] = [
         Name::Via,
         Name::From,
         Name::To,
@@ -139,6 +141,8 @@ impl Name {
         Name::Unsupported,
         Name::Allow,
         Name::Event,
+        Name::AllowEvents,
+        Name::SubscriptionState,
         Name::Date,
         Name::Warning,
     ];
@@ -156,6 +160,7 @@ impl Name {
                 b'c' => return Name::ContentType,
                 b'k' => return Name::Supported,
                 b'o' => return Name::Event,
+                b'u' => return Name::AllowEvents,
                 _ => {}
             }
         }
@@ -195,6 +200,8 @@ impl Name {
             Name::Unsupported => "Unsupported",
             Name::Allow => "Allow",
             Name::Event => "Event",
+            Name::AllowEvents => "Allow-Events",
+            Name::SubscriptionState => "Subscription-State",
             Name::Date => "Date",
             Name::Warning => "Warning",
             Name::Other(s) => s,

@@ -8,6 +8,7 @@ mod dialogs;
 mod guard;
 mod headers;
 pub mod message;
+mod mwi;
 mod proxy;
 mod registrar;
 mod sdp;
@@ -31,7 +32,8 @@ use transport::{Flows, Origin, Sink};
 use uri::NameAddr;
 
 pub const SERVER: &str = concat!("Switchboard/", env!("CARGO_PKG_VERSION"));
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIFY";
+const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, UPDATE, INFO, REFER, NOTIFY";
 
 /// The mandatory headers of a request, parsed once (RFC 3261 §8.1.1).
 pub struct RequestCtx {
@@ -159,6 +161,7 @@ pub struct SipCore {
     >,
     dialogs: dialogs::Dialogs,
     voicemail: voicemail::VoicemailCalls,
+    mwi: mwi::Mwi,
     media_ports: Arc<crate::media::ports::PortPool>,
     /// The address our SDP names for RTP.
     media_ip: std::net::IpAddr,
@@ -220,6 +223,7 @@ pub async fn start(
     let core = Arc::new(SipCore {
         services,
         voicemail: Default::default(),
+        mwi: Default::default(),
         media_ports: config.rtp_ports.clone(),
         media_ip,
         config: config.clone(),
@@ -248,6 +252,28 @@ pub async fn start(
         core.clone(),
         shutdown.clone(),
     ));
+    let listener = core.clone();
+    let mut events = core.services.bus.subscribe();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let envelope = tokio::select! {
+                received = events.receiver.recv() => received,
+                () = stop.cancelled() => return,
+            };
+            match envelope {
+                Ok(envelope) => {
+                    if let crate::events::Event::Voicemail(change) = &envelope.event {
+                        listener.on_voicemail_change(change).await;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "MWI fell behind the event bus");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
     let housekeeping = core.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
@@ -356,9 +382,13 @@ impl SipCore {
         }
         let in_dialog = ctx.to.tag().is_some()
             && (self.dialogs.get(&ctx.call_id).is_some()
-                || self.voicemail.get(&ctx.call_id).is_some());
+                || self.voicemail.get(&ctx.call_id).is_some()
+                || self.mwi.get(&ctx.call_id).is_some());
         match req.method {
             Method::Invite if ctx.to.tag().is_none() => self.invite(req, ctx, origin, key).await,
+            Method::Subscribe if ctx.to.tag().is_none() => {
+                self.subscribe(&req, &ctx, origin, key).await;
+            }
             Method::Cancel => {
                 let resp = self.cancel(&req, &ctx, origin);
                 self.finish(key, origin, resp);
@@ -455,7 +485,12 @@ impl SipCore {
         self.advertise.clone()
     }
 
-    async fn dispatch(&self, req: &Request, ctx: &RequestCtx, origin: Origin) -> Response {
+    async fn dispatch(
+        self: &Arc<Self>,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+    ) -> Response {
         match &req.method {
             Method::Register => self.register(req, ctx, origin).await,
             Method::Options => {
@@ -675,6 +710,11 @@ impl SipCore {
     /// Calls voicemail is taking right now.
     pub fn voicemail_calls(&self) -> usize {
         self.voicemail.len()
+    }
+
+    /// Live message-summary subscriptions.
+    pub fn mwi_subscriptions(&self) -> usize {
+        self.mwi.len()
     }
 
     /// RTP ports leased right now.

@@ -99,6 +99,48 @@ fn disposition_for(status: u16) -> Disposition {
 }
 
 impl SipCore {
+    /// A registered device: its contact as Request-URI; as destination its connection,
+    /// or over UDP the address its registration came from when the contact names
+    /// another (a phone behind NAT), else the contact's own address.
+    pub(super) fn device_destination(&self, b: &Binding) -> Option<(Uri, Origin)> {
+        let uri = Uri::parse(&b.device.contact).ok()?;
+        let source_ip: std::net::IpAddr = b.device.source_ip.parse().ok()?;
+        let contact_ip = uri
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok();
+        let flow = b.flow.filter(|f| self.flows.is_open(*f));
+        // Without NAT in between (the contact names the address the registration came
+        // from), the contact's own port is where the phone listens; a connection that
+        // closed is reopened there.
+        let remote = match contact_ip {
+            Some(ip) if ip == source_ip && flow.is_none() => {
+                std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060))
+            }
+            _ => std::net::SocketAddr::new(source_ip, b.device.source_port),
+        };
+        let dest = Origin {
+            transport: b.device.transport,
+            remote,
+            flow,
+        };
+        if dest.transport.is_websocket() && dest.flow.is_none() {
+            return None; // a browser phone is only reachable over its own connection
+        }
+        Some((uri, dest))
+    }
+
+    /// Where every live device of an extension is reached.
+    pub(super) fn device_destinations(&self, extension_id: &str) -> Vec<(Uri, Origin)> {
+        self.services
+            .live_bindings(extension_id)
+            .iter()
+            .filter_map(|b| self.device_destination(b))
+            .collect()
+    }
+
     /// An INVITE without a To tag: a new call.
     pub(super) async fn invite(
         self: &Arc<Self>,
@@ -563,36 +605,8 @@ impl CallRun<'_> {
             .collect()
     }
 
-    /// A registered device: its contact as Request-URI; as destination its connection,
-    /// or over UDP the address its registration came from when the contact names
-    /// another (a phone behind NAT), else the contact's own address.
     fn device_target(&self, b: &Binding) -> Option<BranchTarget> {
-        let uri = Uri::parse(&b.device.contact).ok()?;
-        let source_ip: std::net::IpAddr = b.device.source_ip.parse().ok()?;
-        let contact_ip = uri
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .ok();
-        let flow = b.flow.filter(|f| self.core.flows.is_open(*f));
-        // Without NAT in between (the contact names the address the registration came
-        // from), the contact's own port is where the phone listens; a connection that
-        // closed is reopened there.
-        let remote = match contact_ip {
-            Some(ip) if ip == source_ip && flow.is_none() => {
-                std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060))
-            }
-            _ => std::net::SocketAddr::new(source_ip, b.device.source_port),
-        };
-        let dest = Origin {
-            transport: b.device.transport,
-            remote,
-            flow,
-        };
-        if dest.transport.is_websocket() && dest.flow.is_none() {
-            return None; // a browser phone is only reachable over its own connection
-        }
+        let (uri, dest) = self.core.device_destination(b)?;
         Some(BranchTarget {
             uri,
             dest,

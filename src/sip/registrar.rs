@@ -180,7 +180,7 @@ impl SipCore {
     }
 
     pub(super) async fn register(
-        &self,
+        self: &Arc<Self>,
         req: &Request,
         ctx: &RequestCtx,
         origin: Origin,
@@ -240,8 +240,28 @@ impl SipCore {
                 .map(|u| u.chars().take(256).collect()),
             action,
         };
+        let registered: Vec<Uri> = match &input.action {
+            RegisterAction::Apply(changes) => changes
+                .iter()
+                .filter(|c| c.expires > 0)
+                .filter_map(|c| Uri::parse(&c.contact).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let who = (
+            input.account.extension_id.clone(),
+            input.account.number.clone(),
+        );
         match self.services.register(input).await {
             Ok(RegisterOutcome::Current(bindings)) => {
+                if !registered.is_empty() {
+                    let core = self.clone();
+                    let (pbx_id, domain) = (pbx.id.clone(), pbx.sip_domain.clone());
+                    tokio::spawn(async move {
+                        core.mwi_on_register(&pbx_id, &domain, &who.0, &who.1, registered)
+                            .await
+                    });
+                }
                 let mut resp = self.response(req, ctx, origin, 200, "OK");
                 for (contact, secs) in bindings {
                     resp.headers

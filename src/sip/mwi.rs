@@ -1,0 +1,480 @@
+//! Message waiting indication (RFC 3842 over RFC 6665): phones SUBSCRIBE to
+//! `message-summary` for their own mailbox (digest-authenticated) and get a NOTIFY at
+//! once and whenever the counts change. Registered devices that did not subscribe get
+//! the same NOTIFY out of dialog ("unsolicited MWI", which most desk phones expect):
+//! on every count change, and when they register while the mailbox holds messages (or
+//! their lamp was last lit, so it can go out).
+
+use super::client::ClientEvent;
+use super::message::{Method, Name, Request, Response};
+use super::registrar::AuthOutcome;
+use super::transaction::TxKey;
+use super::transport::Origin;
+use super::uri::{NameAddr, Uri};
+use super::{OwnDialog, RequestCtx, SipCore};
+use crate::service::VoicemailChange;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::time::{Duration, Instant};
+
+pub const EVENT: &str = "message-summary";
+const CONTENT_TYPE: &str = "application/simple-message-summary";
+const DEFAULT_EXPIRES: u32 = 3600;
+const MAX_EXPIRES: u32 = 86_400;
+const MIN_EXPIRES: u32 = 60;
+
+/// One subscription (a dialog we NOTIFY in).
+pub struct Subscription {
+    extension_id: String,
+    pbx_id: String,
+    account: String,
+    call_id: String,
+    origin: Origin,
+    remote_target: Uri,
+    route_set: Vec<String>,
+    /// Our To (with our tag) and the subscriber's From.
+    local: String,
+    remote: String,
+    subscriber_tag: String,
+    cseq: AtomicU32,
+    expires_at: Mutex<Instant>,
+    /// One NOTIFY at a time, each with the counts as they are when it is sent, so the
+    /// last one a phone sees is the current state.
+    sending: tokio::sync::Mutex<()>,
+}
+
+/// Live subscriptions, counts as last seen, and devices whose lamp we lit.
+#[derive(Default)]
+pub struct Mwi {
+    by_call_id: Mutex<HashMap<String, Arc<Subscription>>>,
+    /// extension id → (new, old)
+    counts: Mutex<HashMap<String, (u32, u32)>>,
+    /// Contacts last told "yes", so a later "no" reaches them even after a restart of
+    /// the phone.
+    lit: Mutex<HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Mwi {
+    pub fn get(&self, call_id: &str) -> Option<Arc<Subscription>> {
+        lock(&self.by_call_id).get(call_id).cloned()
+    }
+
+    fn of_extension(&self, extension_id: &str) -> Vec<Arc<Subscription>> {
+        let now = Instant::now();
+        let mut map = lock(&self.by_call_id);
+        map.retain(|_, s| *lock(&s.expires_at) > now);
+        map.values()
+            .filter(|s| s.extension_id == extension_id)
+            .cloned()
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.by_call_id).len()
+    }
+}
+
+/// The `application/simple-message-summary` body (RFC 3842 §5.2).
+pub fn summary(account: &str, new: u32, old: u32) -> String {
+    format!(
+        "Messages-Waiting: {}\r\nMessage-Account: {account}\r\nVoice-Message: {new}/{old} (0/0)\r\n",
+        if new > 0 { "yes" } else { "no" }
+    )
+}
+
+/// `Event: message-summary;id=…` names our package (parameters aside).
+fn is_mwi_event(raw: Option<&str>) -> bool {
+    raw.and_then(|e| e.split(';').next())
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case(EVENT))
+}
+
+impl SipCore {
+    /// A SUBSCRIBE outside a dialog.
+    pub(super) async fn subscribe(
+        self: &Arc<Self>,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        key: TxKey,
+    ) {
+        match self.new_subscription(req, ctx, origin).await {
+            Ok((resp, sub)) => {
+                self.finish(key, origin, resp);
+                self.notify_subscriber(sub).await;
+            }
+            Err(resp) => self.finish(key, origin, resp),
+        }
+    }
+
+    async fn new_subscription(
+        self: &Arc<Self>,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+    ) -> Result<(Response, Arc<Subscription>), Response> {
+        if !is_mwi_event(req.headers.get(&Name::Event)) {
+            let mut resp = self.response(req, ctx, origin, 489, "Bad Event");
+            resp.headers.push(Name::AllowEvents, EVENT);
+            return Err(resp);
+        }
+        let host = if ctx.to.uri.host.is_empty() {
+            &req.uri.host
+        } else {
+            &ctx.to.uri.host
+        };
+        let pbx = match self.services.pbx_for_domain(host).await {
+            Ok(Some(pbx)) => pbx,
+            Ok(None) => return Err(self.response(req, ctx, origin, 404, "Not Found")),
+            Err(e) => {
+                tracing::error!(error = %e, "PBX lookup failed");
+                return Err(self.response(req, ctx, origin, 500, "Server Internal Error"));
+            }
+        };
+        let account = match self.authenticate(req, &pbx, &Name::Authorization).await {
+            AuthOutcome::Ok(account) => account,
+            AuthOutcome::Challenge { stale } => {
+                return Err(self.challenge(req, ctx, origin, &pbx, stale, false));
+            }
+            AuthOutcome::Failure { user, reason } => {
+                self.auth_failed(origin, &pbx, &user, reason);
+                return Err(self.challenge(req, ctx, origin, &pbx, false, false));
+            }
+            AuthOutcome::BadRequest(reason) => {
+                return Err(self.response(req, ctx, origin, 400, reason));
+            }
+        };
+        // Only one's own mailbox.
+        let wanted = req.uri.user_unescaped().unwrap_or_default();
+        if wanted != account.number && wanted != account.sip_username {
+            return Err(self.warned(
+                req,
+                ctx,
+                origin,
+                403,
+                "Forbidden",
+                "subscribe to your own mailbox",
+            ));
+        }
+        let expires = match requested_expires(req) {
+            Ok(e) => e,
+            Err(resp_status) => {
+                let mut resp = self.response(req, ctx, origin, resp_status, "Interval Too Brief");
+                resp.headers.push(Name::MinExpires, MIN_EXPIRES.to_string());
+                return Err(resp);
+            }
+        };
+        let Some(contact) = req
+            .headers
+            .get(&Name::Contact)
+            .and_then(|c| NameAddr::parse(c).ok())
+        else {
+            return Err(self.response(req, ctx, origin, 400, "Missing Contact"));
+        };
+        let mut resp = self.response(req, ctx, origin, 200, "OK");
+        resp.headers.push(Name::Expires, expires.to_string());
+        resp.headers.push(
+            Name::Contact,
+            format!("<sip:{}@{}>", account.number, self.advertised()),
+        );
+        let local = resp.headers.get(&Name::To).unwrap_or_default().to_owned();
+        let sub = Arc::new(Subscription {
+            extension_id: account.extension_id.clone(),
+            pbx_id: account.pbx_id.clone(),
+            account: format!("sip:{}@{}", account.number, pbx.sip_domain),
+            call_id: ctx.call_id.clone(),
+            origin,
+            remote_target: contact.uri,
+            route_set: req
+                .headers
+                .all(&Name::RecordRoute)
+                .flat_map(super::uri::split_list)
+                .map(str::to_owned)
+                .collect(),
+            local,
+            remote: req.headers.get(&Name::From).unwrap_or_default().to_owned(),
+            subscriber_tag: ctx.from.tag().unwrap_or_default().to_owned(),
+            cseq: AtomicU32::new(0),
+            expires_at: Mutex::new(Instant::now() + Duration::from_secs(expires.into())),
+            sending: tokio::sync::Mutex::new(()),
+        });
+        if expires > 0 {
+            lock(&self.mwi.by_call_id).insert(sub.call_id.clone(), sub.clone());
+        }
+        // Expires 0 is a fetch: one NOTIFY (terminated), no subscription.
+        Ok((resp, sub))
+    }
+
+    /// A request in a subscription's dialog: a refresh or an unsubscribe.
+    pub(super) async fn subscription_request(
+        self: &Arc<Self>,
+        sub: Arc<Subscription>,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        key: Option<TxKey>,
+    ) {
+        let Some(key) = key else { return };
+        if ctx.from.tag() != Some(sub.subscriber_tag.as_str()) || req.method != Method::Subscribe {
+            let status = if req.method == Method::Subscribe {
+                481
+            } else {
+                405
+            };
+            let mut resp = self.response(
+                req,
+                ctx,
+                origin,
+                status,
+                if status == 481 {
+                    "Call/Transaction Does Not Exist"
+                } else {
+                    "Method Not Allowed"
+                },
+            );
+            if status == 405 {
+                resp.headers.push(Name::Allow, "SUBSCRIBE");
+            }
+            return self.finish(key, origin, resp);
+        }
+        let expires = match requested_expires(req) {
+            Ok(e) => e,
+            Err(status) => {
+                let mut resp = self.response(req, ctx, origin, status, "Interval Too Brief");
+                resp.headers.push(Name::MinExpires, MIN_EXPIRES.to_string());
+                return self.finish(key, origin, resp);
+            }
+        };
+        *lock(&sub.expires_at) = Instant::now() + Duration::from_secs(expires.into());
+        if expires == 0 {
+            lock(&self.mwi.by_call_id).remove(&sub.call_id);
+        }
+        let mut resp = self.response(req, ctx, origin, 200, "OK");
+        resp.headers.push(Name::Expires, expires.to_string());
+        self.finish(key, origin, resp);
+        self.notify_subscriber(sub).await;
+    }
+
+    /// The counts of an extension's mailbox (cached; the bus keeps them current).
+    async fn mwi_counts(&self, pbx_id: &str, extension_id: &str) -> Option<(u32, u32)> {
+        if let Some(c) = lock(&self.mwi.counts).get(extension_id) {
+            return Some(*c);
+        }
+        match self.services.mailbox_counts(pbx_id, extension_id).await {
+            Ok(c) => {
+                lock(&self.mwi.counts)
+                    .entry(extension_id.to_owned())
+                    .or_insert(c);
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "mailbox counts unavailable");
+                None
+            }
+        }
+    }
+
+    /// NOTIFY in a subscription's dialog with the current counts (terminated once it
+    /// expired). A subscriber that answers 481 (or not at all) is dropped.
+    async fn notify_subscriber(self: &Arc<Self>, sub: Arc<Subscription>) {
+        let _one_at_a_time = sub.sending.lock().await;
+        let Some((new, old)) = self.mwi_counts(&sub.pbx_id, &sub.extension_id).await else {
+            return;
+        };
+        let remaining = lock(&sub.expires_at).saturating_duration_since(Instant::now());
+        let state = if remaining.is_zero() {
+            "terminated;reason=timeout".to_owned()
+        } else {
+            format!("active;expires={}", remaining.as_secs().max(1))
+        };
+        let cseq = sub.cseq.fetch_add(1, Ordering::Relaxed) + 1;
+        let (mut req, branch) = self.own_request(
+            Method::Notify,
+            sub.remote_target.clone(),
+            OwnDialog {
+                from: &sub.local,
+                to: &sub.remote,
+                call_id: &sub.call_id,
+                cseq,
+            },
+            sub.origin.transport,
+        );
+        for route in &sub.route_set {
+            req.headers.push(Name::Route, route.clone());
+        }
+        req.headers.push(
+            Name::Contact,
+            format!("<sip:voicemail@{}>", self.advertised()),
+        );
+        req.headers.push(Name::Event, EVENT);
+        req.headers.push(Name::SubscriptionState, state);
+        req.headers.push(Name::ContentType, CONTENT_TYPE);
+        req.body = summary(&sub.account, new, old).into_bytes();
+        let status = self.send_and_wait(req, branch, sub.origin).await;
+        if matches!(status, None | Some(481 | 404 | 410)) {
+            lock(&self.mwi.by_call_id).remove(&sub.call_id);
+        }
+    }
+
+    /// Sends one request of ours and returns its final status (None: no answer).
+    async fn send_and_wait(
+        self: &Arc<Self>,
+        req: Request,
+        branch: String,
+        dest: Origin,
+    ) -> Option<u16> {
+        let mut events = self.start_client(req, branch, dest);
+        while let Some(event) = events.recv().await {
+            match event {
+                ClientEvent::Response(r) if r.status >= 200 => return Some(r.status),
+                ClientEvent::Response(_) => {}
+                ClientEvent::Timeout => return None,
+            }
+        }
+        None
+    }
+
+    /// A NOTIFY outside any dialog to one registered device.
+    async fn notify_device(
+        self: &Arc<Self>,
+        contact: Uri,
+        dest: Origin,
+        account: &str,
+        new: u32,
+        old: u32,
+    ) {
+        let key = contact.to_string();
+        {
+            let mut lit = lock(&self.mwi.lit);
+            if new > 0 {
+                lit.insert(key);
+            } else {
+                lit.remove(&key);
+            }
+        }
+        let tag = super::random_tag();
+        let from = format!("<{account}>;tag={tag}");
+        let to = format!("<{account}>");
+        let call_id = format!("mwi-{}", crate::ids::lower_alnum(16));
+        let (mut req, branch) = self.own_request(
+            Method::Notify,
+            contact,
+            OwnDialog {
+                from: &from,
+                to: &to,
+                call_id: &call_id,
+                cseq: 1,
+            },
+            dest.transport,
+        );
+        req.headers.push(Name::Event, EVENT);
+        req.headers.push(Name::SubscriptionState, "active");
+        req.headers.push(Name::ContentType, CONTENT_TYPE);
+        req.body = summary(account, new, old).into_bytes();
+        let _ = self.send_and_wait(req, branch, dest).await;
+    }
+
+    /// Counts changed: every subscriber and every registered device of the extension
+    /// hears of it (a device with its own subscription only once).
+    pub(super) async fn on_voicemail_change(self: &Arc<Self>, change: &VoicemailChange) {
+        lock(&self.mwi.counts).insert(
+            change.extension.id.clone(),
+            (change.new_messages, change.old_messages),
+        );
+        let subs = self.mwi.of_extension(&change.extension.id);
+        let subscribed: HashSet<std::net::SocketAddr> =
+            subs.iter().map(|s| s.origin.remote).collect();
+        for sub in subs {
+            let core = self.clone();
+            tokio::spawn(async move { core.notify_subscriber(sub).await });
+        }
+        let Some(domain) = self.pbx_domain(&change.pbx_id).await else {
+            return;
+        };
+        let account = format!("sip:{}@{domain}", change.extension.number);
+        for (contact, dest) in self.device_destinations(&change.extension.id) {
+            if subscribed.contains(&dest.remote) {
+                continue;
+            }
+            let core = self.clone();
+            let account = account.clone();
+            let (pbx_id, extension_id) = (change.pbx_id.clone(), change.extension.id.clone());
+            tokio::spawn(async move {
+                if let Some((new, old)) = core.mwi_counts(&pbx_id, &extension_id).await {
+                    core.notify_device(contact, dest, &account, new, old).await;
+                }
+            });
+        }
+    }
+
+    /// After a registration: the device learns the mailbox state when there is
+    /// something to show (or its lamp is lit and should go out).
+    pub(super) async fn mwi_on_register(
+        self: &Arc<Self>,
+        pbx_id: &str,
+        domain: &str,
+        extension_id: &str,
+        number: &str,
+        contacts: Vec<Uri>,
+    ) {
+        let Some((new, old)) = self.mwi_counts(pbx_id, extension_id).await else {
+            return;
+        };
+        let account = format!("sip:{number}@{domain}");
+        for (contact, dest) in self.device_destinations(extension_id) {
+            if !contacts.iter().any(|c| c.equivalent(&contact)) {
+                continue;
+            }
+            let lit = lock(&self.mwi.lit).contains(&contact.to_string());
+            if new + old > 0 || lit {
+                self.notify_device(contact, dest, &account, new, old).await;
+            }
+        }
+    }
+
+    async fn pbx_domain(&self, pbx_id: &str) -> Option<String> {
+        match self.services.store.pbx_by_id_or_name(pbx_id).await {
+            Ok(Some(pbx)) => Some(pbx.sip_domain),
+            _ => None,
+        }
+    }
+}
+
+/// The Expires a SUBSCRIBE asks for, capped; `Err(423)` when too brief.
+fn requested_expires(req: &Request) -> Result<u32, u16> {
+    let asked = req
+        .headers
+        .get(&Name::Expires)
+        .and_then(super::headers::parse_delta_seconds)
+        .unwrap_or(DEFAULT_EXPIRES);
+    if asked != 0 && asked < MIN_EXPIRES {
+        return Err(423);
+    }
+    Ok(asked.min(MAX_EXPIRES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_follow_rfc_3842() {
+        assert_eq!(
+            summary("sip:102@pbx.example", 2, 5),
+            "Messages-Waiting: yes\r\nMessage-Account: sip:102@pbx.example\r\nVoice-Message: 2/5 (0/0)\r\n"
+        );
+        assert!(summary("sip:102@x", 0, 5).starts_with("Messages-Waiting: no\r\n"));
+    }
+
+    #[test]
+    fn only_the_message_summary_package_is_ours() {
+        assert!(is_mwi_event(Some("message-summary")));
+        assert!(is_mwi_event(Some("Message-Summary;id=4")));
+        assert!(!is_mwi_event(Some("presence")));
+        assert!(!is_mwi_event(None));
+    }
+}

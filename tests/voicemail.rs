@@ -5,6 +5,7 @@
 use crate::common::sip::{
     Account, RawSip, Sipp, baresip, baresip_dir, free_port, header, status, write_wav,
 };
+use crate::common::ws::GqlWs;
 use crate::common::{Backend, TestApp, eventually};
 use crate::on_both_backends;
 use reqwest::Method;
@@ -127,6 +128,14 @@ async fn a_caller_in_dnd_leaves_a_message_the_api_serves_and_manages(backend: Ba
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["mailbox"]["greetingType"], "custom");
 
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.subscribe(
+        "vm",
+        "subscription { voicemailEvents { kind mailboxId extension { number } newMessages oldMessages \
+         message { id callerNumber callerName durationMs heard audioUrl } } }",
+        json!({}),
+    )
+    .await;
     // The caller: 2.5 s of quiet (greeting and beep take 1.6 s), 3 s of tone, quiet;
     // it hangs up after 8 s.
     let wav = app.data_dir.join("caller.wav");
@@ -142,6 +151,45 @@ async fn a_caller_in_dnd_leaves_a_message_the_api_serves_and_manages(backend: Ba
     assert_eq!(message["callerNumber"], "101");
     assert_eq!(message["callerName"], "Alice");
     assert_eq!(message["heard"], false);
+    // The event, the REST listing and the GraphQL query tell the same story.
+    let event = ws.next_data("vm", WAIT).await["voicemailEvents"].clone();
+    assert_eq!(event["kind"], "DEPOSITED");
+    assert_eq!(event["mailboxId"], "vm_102");
+    assert_eq!(
+        (event["newMessages"].as_u64(), event["oldMessages"].as_u64()),
+        (Some(1), Some(0))
+    );
+    for key in [
+        "id",
+        "callerNumber",
+        "callerName",
+        "durationMs",
+        "heard",
+        "audioUrl",
+    ] {
+        assert_eq!(event["message"][key], message[key], "{key}");
+    }
+    let listed = app
+        .graphql(
+            "query { mailboxes { id newMessages messageCount greetingType } \
+             voicemailMessages(mailboxId: \"vm_102\") { id durationMs callerNumber } }",
+            json!({}),
+        )
+        .await;
+    let mailbox = &listed["data"]["mailboxes"][1];
+    assert_eq!(
+        (
+            mailbox["id"].as_str(),
+            mailbox["newMessages"].as_u64(),
+            mailbox["greetingType"].as_str()
+        ),
+        (Some("vm_102"), Some(1), Some("CUSTOM"))
+    );
+    assert_eq!(listed["data"]["voicemailMessages"][0]["id"], message["id"]);
+    assert_eq!(
+        listed["data"]["voicemailMessages"][0]["durationMs"],
+        message["durationMs"]
+    );
     let resp = audio(&app, &message, None).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "audio/wav");
@@ -202,10 +250,21 @@ async fn a_caller_in_dnd_leaves_a_message_the_api_serves_and_manages(backend: Ba
     );
     let (s, body) = app.patch(&url, json!({"heard": true})).await;
     assert_eq!((s.as_u16(), &body["message"]["heard"]), (200, &json!(true)));
+    let event = ws.next_data("vm", WAIT).await["voicemailEvents"].clone();
+    assert_eq!(
+        (
+            event["kind"].as_str(),
+            event["newMessages"].as_u64(),
+            event["oldMessages"].as_u64()
+        ),
+        (Some("HEARD"), Some(0), Some(1))
+    );
     let (_, mailbox) = app.get("/v1/pbx/voicemail/mailboxes/vm_102").await;
     assert_eq!(mailbox["mailbox"]["newMessages"], 0);
     let (s, _) = app.delete(&url).await;
     assert_eq!(s, 204);
+    let event = ws.next_data("vm", WAIT).await["voicemailEvents"].clone();
+    assert_eq!(event["kind"], "DELETED");
     assert!(messages(&app, "vm_102").await.is_empty());
     assert_eq!(audio(&app, &message, None).await.status(), 404);
     let files = walk(&app.data_dir.join("voicemail"));

@@ -1,10 +1,12 @@
 //! Mutations: the same use cases as the REST shim.
 
 use super::caller;
-use super::types::{Extension, ExtensionCredentialsPayload};
+use super::types::{
+    Extension, ExtensionCredentialsPayload, GreetingType, Mailbox, VoicemailMessageObject,
+};
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, PresenceSetting};
-use crate::service::{ExtensionDraft, Field};
+use crate::service::{ExtensionDraft, Field, MailboxDraft};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
 fn field<T>(m: MaybeUndefined<T>) -> Field<T> {
@@ -50,6 +52,21 @@ pub struct UpdateExtensionInput {
     forwarding_number: MaybeUndefined<String>,
     forwarding_ring_timeout: MaybeUndefined<i64>,
     presence: MaybeUndefined<PresenceSetting>,
+}
+
+/// Mailbox settings; only the fields given change, `null` restores the default.
+#[derive(InputObject)]
+pub struct UpdateMailboxInput {
+    /// Where new messages are emailed (with `--smtp-url`).
+    notify_email: MaybeUndefined<String>,
+    /// 4 to 8 digits; stored hashed.
+    pin: MaybeUndefined<String>,
+    /// 10 to 600 seconds.
+    max_message_seconds: MaybeUndefined<i64>,
+    /// 1 to 3650 days.
+    retention_days: MaybeUndefined<i64>,
+    /// Only DEFAULT (drops a custom greeting); custom ones are uploaded over REST.
+    greeting_type: MaybeUndefined<GreetingType>,
 }
 
 pub struct MutationRoot;
@@ -144,5 +161,63 @@ impl MutationRoot {
                 .await
                 .map_err(gql)?,
         ))
+    }
+
+    async fn update_mailbox(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateMailboxInput,
+    ) -> Result<Mailbox> {
+        let (services, principal) = caller(ctx)?;
+        let greeting_type = match input.greeting_type {
+            MaybeUndefined::Undefined => Field::Absent,
+            MaybeUndefined::Null => Field::Null,
+            MaybeUndefined::Value(GreetingType::Default) => Field::Value("default".to_owned()),
+            MaybeUndefined::Value(GreetingType::Custom) => Field::Value("custom".to_owned()),
+        };
+        let draft = MailboxDraft {
+            notify_email: field(input.notify_email),
+            pin: field(input.pin),
+            max_message_seconds: field(input.max_message_seconds),
+            retention_days: field(input.retention_days),
+            greeting_type,
+        };
+        let mailbox = services
+            .update_mailbox(principal, &id, draft)
+            .await
+            .map_err(gql)?;
+        Ok(Mailbox(mailbox))
+    }
+
+    /// Marks a message heard (or new again); MWI lamps follow.
+    async fn mark_voicemail_message(
+        &self,
+        ctx: &Context<'_>,
+        mailbox_id: ID,
+        id: ID,
+        heard: bool,
+    ) -> Result<VoicemailMessageObject> {
+        let (services, principal) = caller(ctx)?;
+        let message = services
+            .mark_message(principal, &mailbox_id, &id, heard)
+            .await
+            .map_err(gql)?;
+        Ok(VoicemailMessageObject(message))
+    }
+
+    /// Deletes a message and its audio; returns its id.
+    async fn delete_voicemail_message(
+        &self,
+        ctx: &Context<'_>,
+        mailbox_id: ID,
+        id: ID,
+    ) -> Result<ID> {
+        let (services, principal) = caller(ctx)?;
+        services
+            .delete_message(principal, &mailbox_id, &id)
+            .await
+            .map_err(gql)?;
+        Ok(id)
     }
 }

@@ -2,7 +2,8 @@
 
 use super::caller;
 use super::types::{
-    CallConnection, CallObject, Extension, ExtensionStatsObject, PageInfo, Phone, PhoneStatsObject,
+    CallConnection, CallObject, Extension, ExtensionStatsObject, Mailbox, PageInfo, Phone,
+    PhoneStatsObject, VoicemailMessageObject,
 };
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, PresenceStatus};
@@ -113,5 +114,36 @@ impl QueryRoot {
             .await
             .map_err(gql)?
             .into())
+    }
+
+    /// Voicemail mailboxes of the caller's PBX (`pbx:voicemail:read`).
+    async fn mailboxes(&self, ctx: &Context<'_>) -> Result<Vec<Mailbox>> {
+        let (services, principal) = caller(ctx)?;
+        let list = services.list_mailboxes(principal).await.map_err(gql)?;
+        Ok(list.into_iter().map(Mailbox).collect())
+    }
+
+    /// One mailbox by id (`vm_<number>`); `null` when there is none in this PBX.
+    async fn mailbox(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Mailbox>> {
+        let (services, principal) = caller(ctx)?;
+        match services.get_mailbox(principal, &id).await {
+            Ok(m) => Ok(Some(Mailbox(m))),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(gql(e)),
+        }
+    }
+
+    /// Messages of a mailbox, newest first.
+    async fn voicemail_messages(
+        &self,
+        ctx: &Context<'_>,
+        mailbox_id: ID,
+    ) -> Result<Vec<VoicemailMessageObject>> {
+        let (services, principal) = caller(ctx)?;
+        let list = services
+            .list_messages(principal, &mailbox_id)
+            .await
+            .map_err(gql)?;
+        Ok(list.into_iter().map(VoicemailMessageObject).collect())
     }
 }

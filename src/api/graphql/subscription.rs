@@ -6,7 +6,9 @@
 //! missing changes; events already covered by that snapshot are skipped.
 
 use super::caller;
-use super::types::{CallEvent, CallObject, DeviceEvent, Extension, ExtensionEvent, PresenceEvent};
+use super::types::{
+    CallEvent, CallObject, DeviceEvent, Extension, ExtensionEvent, PresenceEvent, VoicemailEvent,
+};
 use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
@@ -14,7 +16,7 @@ use crate::events::{
     CauseKind, ChangeKind, DeviceChangeKind, Envelope, Event, ExtensionRef, PresenceCause,
 };
 use crate::service::{ServiceError, ServiceResult, Services};
-use async_graphql::{Context, Result, Subscription};
+use async_graphql::{Context, ID, Result, Subscription};
 use futures_util::Stream;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -67,6 +69,23 @@ impl SubscriptionRoot {
             .map_err(|e| gql(e.into()))?;
         let filter = CallFilter {
             numbers: numbers.map(|n| n.into_iter().collect()),
+        };
+        Ok(feed(services.clone(), principal.clone(), filter))
+    }
+
+    /// Voicemail deposited, heard, deleted or purged in the caller's PBX (all mailboxes
+    /// when `mailboxIds` is omitted). Needs `pbx:voicemail:read`.
+    async fn voicemail_events(
+        &self,
+        ctx: &Context<'_>,
+        mailbox_ids: Option<Vec<ID>>,
+    ) -> Result<impl Stream<Item = VoicemailEvent> + use<>> {
+        let (services, principal) = caller(ctx)?;
+        principal
+            .require(Scope::VoicemailRead)
+            .map_err(|e| gql(e.into()))?;
+        let filter = VoicemailFilter {
+            mailboxes: mailbox_ids.map(|ids| ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(feed(services.clone(), principal.clone(), filter))
     }
@@ -188,6 +207,42 @@ impl FeedKind for DeviceFilter {
                 DeviceEvent::new(kind, listing.device, &extension, now, sequence)
             })
             .collect())
+    }
+}
+
+struct VoicemailFilter {
+    mailboxes: Option<HashSet<String>>,
+}
+
+impl FeedKind for VoicemailFilter {
+    type Item = VoicemailEvent;
+    const OPENS_WITH_SNAPSHOT: bool = false;
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<VoicemailEvent> {
+        match &envelope.event {
+            Event::Voicemail(change)
+                if change.pbx_id == principal.pbx_id
+                    && self
+                        .mailboxes
+                        .as_ref()
+                        .is_none_or(|m| m.contains(&change.mailbox_id)) =>
+            {
+                Some(VoicemailEvent::from_change(change, envelope.sequence))
+            }
+            _ => None,
+        }
+    }
+
+    /// Events are changes, not state: after lagging there is nothing to replay (the
+    /// mailboxes query has the counts).
+    async fn snapshot(
+        &self,
+        _services: &Services,
+        _principal: &Principal,
+        _cause: CauseKind,
+        _sequence: u64,
+    ) -> ServiceResult<Vec<VoicemailEvent>> {
+        Ok(Vec::new())
     }
 }
 

@@ -681,3 +681,319 @@ async fn one_message_within(app: &TestApp, mailbox: &str, limit: Duration) -> Va
     })
     .await
 }
+
+/// A one-shot SMTP sink on a free port: takes one message and returns its DATA.
+async fn smtp_sink() -> (u16, tokio::task::JoinHandle<(String, String)>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+        let (mut envelope, mut data) = (String::new(), String::new());
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let verb = line
+                .split([' ', ':'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            match verb.as_str() {
+                "EHLO" | "HELO" => write.write_all(b"250 sink\r\n").await.unwrap(),
+                "MAIL" | "RCPT" => {
+                    envelope.push_str(&line);
+                    envelope.push('\n');
+                    write.write_all(b"250 OK\r\n").await.unwrap();
+                }
+                "DATA" => {
+                    write.write_all(b"354 go on\r\n").await.unwrap();
+                    while let Some(l) = lines.next_line().await.unwrap() {
+                        if l == "." {
+                            break;
+                        }
+                        data.push_str(&l);
+                        data.push('\n');
+                    }
+                    write.write_all(b"250 queued\r\n").await.unwrap();
+                }
+                "QUIT" => {
+                    write.write_all(b"221 bye\r\n").await.unwrap();
+                    break;
+                }
+                _ => write.write_all(b"250 OK\r\n").await.unwrap(),
+            }
+        }
+        (envelope, data)
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_message_is_emailed_with_its_recording() {
+    let (port, sink) = smtp_sink().await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            "--smtp-url",
+            &format!("smtp://127.0.0.1:{port}"),
+            "--smtp-from",
+            "pbx@example.com",
+        ],
+    )
+    .await;
+    let alice = app.account("101", "Alice").await;
+    app.account("102", "Bob").await;
+    short_greeting(&app, "vm_102").await;
+    let (s, body) = app
+        .patch(
+            "/v1/pbx/voicemail/mailboxes/vm_102",
+            json!({"notifyEmail": "bob@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), &body["mailbox"]["notifyEmail"]),
+        (200, &json!("bob@example.com"))
+    );
+    let call = RawCall::reach_voicemail(&app, &alice, "102", "vm-mail").await;
+    call.speak(tone_packets(2.0)).await;
+    call.hang_up().await;
+    let message = one_message(&app, "vm_102").await;
+    let (envelope, data) = tokio::time::timeout(WAIT, sink).await.unwrap().unwrap();
+    assert!(
+        envelope.contains("<pbx@example.com>") && envelope.contains("<bob@example.com>"),
+        "{envelope}"
+    );
+    assert!(
+        data.contains("Subject: New voicemail for 102 from Alice <101> (2 s)"),
+        "{data}"
+    );
+    assert!(data.contains("Duration: 2 s"));
+    let attachment = format!("filename=\"{}.wav\"", message["id"].as_str().unwrap());
+    assert!(data.contains(&attachment), "{data}");
+    // The attachment is the stored recording.
+    let stored = audio(&app, &message, None).await.bytes().await.unwrap();
+    let b64: String = data
+        .split(&attachment)
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .nth(1)
+        .unwrap()
+        .split("\n--")
+        .next()
+        .unwrap()
+        .lines()
+        .collect();
+    use base64::Engine as _;
+    let attached = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap();
+    assert_eq!(attached, stored.to_vec());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_requests_are_checked_and_scoped() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let bob = app.create_extension("102", "Bob").await;
+    let carol = app.create_extension("103", "Carol").await;
+    let (s, _) = app
+        .patch(
+            &format!("/v1/pbx/extensions/{}", carol["id"].as_str().unwrap()),
+            json!({"voicemailEnabled": false}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, list) = app.get("/v1/pbx/voicemail/mailboxes").await;
+    let ids: Vec<&str> = list["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["vm_102"],
+        "only extensions with voicemail have a mailbox"
+    );
+    assert_eq!(list["mailboxes"][0]["extensionId"], bob["id"]);
+    assert_eq!(list["mailboxes"][0]["retentionDays"], 90);
+    assert_eq!(list["mailboxes"][0]["maxMessageSeconds"], 120);
+    assert_eq!(list["mailboxes"][0]["pinSet"], false);
+    assert_eq!(app.get("/v1/pbx/voicemail/mailboxes/vm_103").await.0, 404);
+    assert_eq!(app.get("/v1/pbx/voicemail/mailboxes/nonsense").await.0, 404);
+
+    // Settings: bad values are refused by field and change nothing.
+    for (body, field) in [
+        (json!({"pin": "12a4"}), "pin"),
+        (json!({"pin": "123"}), "pin"),
+        (json!({"pin": 1234}), "pin"),
+        (json!({"maxMessageSeconds": 5}), "maxMessageSeconds"),
+        (json!({"retentionDays": 0}), "retentionDays"),
+        (json!({"notifyEmail": "bob"}), "notifyEmail"),
+        (json!({"greetingType": "custom"}), "greetingType"),
+        (json!({"messageCount": 3}), "body"),
+        (json!({"colour": "red"}), "body"),
+    ] {
+        let (s, err) = app
+            .patch("/v1/pbx/voicemail/mailboxes/vm_102", body.clone())
+            .await;
+        assert_eq!(
+            (s.as_u16(), err["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {err}"
+        );
+    }
+    let (s, body) = app
+        .patch(
+            "/v1/pbx/voicemail/mailboxes/vm_102",
+            json!({"pin": "0042", "maxMessageSeconds": 60, "retentionDays": 7}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let m = &body["mailbox"];
+    assert_eq!(
+        (
+            m["pinSet"].as_bool(),
+            m["maxMessageSeconds"].as_u64(),
+            m["retentionDays"].as_u64()
+        ),
+        (Some(true), Some(60), Some(7))
+    );
+    assert!(
+        !body.to_string().contains("0042"),
+        "the PIN never comes back"
+    );
+
+    // Greetings: only WAV.
+    let (s, err) = put_greeting(&app, "vm_102", "audio/mpeg", b"ID3\x04fake mp3".to_vec()).await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    assert!(err["message"].as_str().unwrap().contains("WAV"), "{err}");
+    let (s, err) = put_greeting(&app, "vm_102", "audio/wav", b"RIFF not really".to_vec()).await;
+    assert_eq!(s, 415, "{err}");
+    let (_, m) = app.get("/v1/pbx/voicemail/mailboxes/vm_102").await;
+    assert_eq!(
+        m["mailbox"]["greetingType"], "default",
+        "a refused upload changes nothing"
+    );
+
+    // Messages that do not exist, in mailboxes that do and do not.
+    assert_eq!(
+        app.get("/v1/pbx/voicemail/mailboxes/vm_102/messages/msg_nope")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.delete("/v1/pbx/voicemail/mailboxes/vm_102/messages/msg_nope")
+            .await
+            .0,
+        404
+    );
+    let (s, err) = app
+        .patch(
+            "/v1/pbx/voicemail/mailboxes/vm_102/messages/msg_nope",
+            json!({"heard": "yes"}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), err["field"].as_str()), (422, Some("heard")));
+
+    // Scopes and tenants.
+    let reader = app.api_key("default", Some("pbx:extensions:read"));
+    let resp = app
+        .request_as(&reader, Method::GET, "/v1/pbx/voicemail/mailboxes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let vm_reader = app.api_key("default", Some("pbx:voicemail:read"));
+    let resp = app
+        .request_as(
+            &vm_reader,
+            Method::PATCH,
+            "/v1/pbx/voicemail/mailboxes/vm_102",
+        )
+        .json(&json!({"retentionDays": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let (_, other_key) = app.tenant("other");
+    let resp = app
+        .request_as(
+            &other_key,
+            Method::GET,
+            "/v1/pbx/voicemail/mailboxes/vm_102",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        404,
+        "another PBX's mailbox does not exist for it"
+    );
+    let resp = app
+        .request_as(&other_key, Method::GET, "/v1/pbx/voicemail/mailboxes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["mailboxes"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_past_their_retention_are_purged_with_their_audio() {
+    let mut app = TestApp::spawn(Backend::Postgres).await;
+    let alice = app.account("101", "Alice").await;
+    app.account("102", "Bob").await;
+    short_greeting(&app, "vm_102").await;
+    let (s, _) = app
+        .patch(
+            "/v1/pbx/voicemail/mailboxes/vm_102",
+            json!({"retentionDays": 2}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    for id in ["vm-old", "vm-new"] {
+        let call = RawCall::reach_voicemail(&app, &alice, "102", id).await;
+        call.speak(tone_packets(1.2)).await;
+        call.hang_up().await;
+    }
+    let both = eventually(WAIT, || async {
+        let list = messages(&app, "vm_102").await;
+        (list.len() == 2).then_some(list)
+    })
+    .await;
+    // Three days pass for one of them.
+    let old = both[1]["id"].as_str().unwrap().to_owned();
+    let db = app.database_url.clone().unwrap();
+    crate::common::pg_rows(
+        &db,
+        &format!(
+            "UPDATE voicemail_message SET created_at = created_at - 3 * 86400000 WHERE id = '{old}'"
+        ),
+    )
+    .await;
+    let before = walk(&app.data_dir.join("voicemail"));
+    assert!(before.iter().any(|f| f.contains(&old)));
+    // The purge runs at start and hourly.
+    app.restart().await;
+    let left = eventually(WAIT, || async {
+        let list = messages(&app, "vm_102").await;
+        (list.len() == 1).then_some(list)
+    })
+    .await;
+    assert_ne!(left[0]["id"], json!(old));
+    assert!(
+        walk(&app.data_dir.join("voicemail"))
+            .iter()
+            .all(|f| !f.contains(&old))
+    );
+    assert!(
+        app.server_log()
+            .contains("voicemail past its retention purged")
+    );
+}

@@ -10,6 +10,7 @@ const state = {
   token: store.getItem('switchboard.token'),
   expiresAt: Number(store.getItem('switchboard.expiresAt') || 0),
   scopes: [],
+  voicemail: new Map(), // extension id → new messages
   extensions: new Map(), // id -> extension
   calls: new Map(), // call id -> call
   selected: null,
@@ -122,9 +123,11 @@ const EXT_FIELDS = 'id number name type status registeredDevices';
 const CALL_FIELDS = 'id state answeredAt startedAt caller { extensionId number name } callee { extensionId number name }';
 
 async function loadBoard() {
-  const data = await gql(`{ extensions { ${EXT_FIELDS} } calls(active: true, first: 500) { nodes { ${CALL_FIELDS} } } }`);
+  const mailboxes = can('pbx:voicemail:read') ? 'mailboxes { extensionId newMessages }' : '';
+  const data = await gql(`{ extensions { ${EXT_FIELDS} } calls(active: true, first: 500) { nodes { ${CALL_FIELDS} } } ${mailboxes} }`);
   state.extensions = new Map(data.extensions.map((e) => [e.id, e]));
   state.calls = new Map(data.calls.nodes.map((c) => [c.id, c]));
+  state.voicemail = new Map((data.mailboxes || []).map((m) => [m.extensionId, m.newMessages]));
   render();
 }
 
@@ -188,6 +191,12 @@ function connect() {
     else state.calls.set(e.call.id, e.call);
     render();
   });
+  if (can('pbx:voicemail:read')) {
+    subscribe('subscription { voicemailEvents { extension { id } newMessages } }', ({ voicemailEvents: v }) => {
+      state.voicemail.set(v.extension.id, v.newMessages);
+      render();
+    });
+  }
   if (can('pbx:phones:read')) {
     subscribe('subscription { deviceChanged { kind device { extensionNumber } } }', ({ deviceChanged: d }) => {
       const ext = [...state.extensions.values()].find((x) => x.number === d.device.extensionNumber);
@@ -231,7 +240,7 @@ function tileFor(e) {
   li.tabIndex = 0;
   li.dataset.id = e.id;
   li.setAttribute('role', 'button');
-  li.innerHTML = '<div class="top"><span class="number"></span><span class="status"></span></div>'
+  li.innerHTML = '<div class="top"><span class="number"></span><span class="vm"></span><span class="status"></span></div>'
     + '<div class="name"></div><div class="meta"></div><div class="call"></div>';
   li.addEventListener('click', () => select(e.id));
   li.addEventListener('keydown', onTileKey);
@@ -252,11 +261,17 @@ function render() {
     li.dataset.status = e.status;
     li.setAttribute('aria-selected', String(state.selected === e.id));
     const active = callOf(e);
-    const label = `${e.number} ${e.name}, ${e.status}` + (active ? `, on a call with ${active.other.name || active.other.number}` : '');
+    const waiting = state.voicemail.get(e.id) || 0;
+    const label = `${e.number} ${e.name}, ${e.status}` + (active ? `, on a call with ${active.other.name || active.other.number}` : '')
+      + (waiting ? `, ${waiting} new voicemail${waiting === 1 ? '' : 's'}` : '');
     li.setAttribute('aria-label', label);
     li.querySelector('.number').textContent = e.number;
     li.querySelector('.status').textContent = `${STATUS_ICON[e.status] || ''} ${e.status}`;
     li.querySelector('.name').textContent = e.name;
+    const vm = li.querySelector('.vm');
+    vm.textContent = waiting ? `✉ ${waiting}` : '';
+    vm.title = waiting ? `${waiting} new voicemail${waiting === 1 ? '' : 's'}` : '';
+    li.dataset.voicemail = String(waiting);
     li.querySelector('.meta').textContent = `${e.type} · ${e.registeredDevices} device${e.registeredDevices === 1 ? '' : 's'}`;
     li.querySelector('.call').textContent = active
       ? `${active.call.state === 'RINGING' || active.call.state === 'ringing' ? 'ringing' : '☎'} ${active.other.name || active.other.number}`

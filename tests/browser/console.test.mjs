@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { createSocket } from 'node:dgram';
+import { createHash, randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -79,6 +81,118 @@ async function registerPhone(ext) {
 }
 
 const step = (name) => console.log('•', name);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const md5 = (s) => createHash('md5').update(s).digest('hex');
+const rand = () => randomBytes(6).toString('hex');
+
+/** G.711 µ-law, for a test tone. */
+function ulaw(sample) {
+  const sign = sample < 0 ? 0x80 : 0;
+  let v = Math.min(Math.abs(sample), 32635) + 0x84;
+  let exponent = 7;
+  for (let mask = 0x4000; (v & mask) === 0 && exponent > 0; exponent--, mask >>= 1);
+  return ~(sign | (exponent << 4) | ((v >> (exponent + 3)) & 0x0f)) & 0xff;
+}
+
+/** A UDP socket on 127.0.0.1 with a queue of what it receives. */
+async function udp() {
+  const socket = createSocket('udp4');
+  await new Promise((r) => socket.bind(0, '127.0.0.1', r));
+  const queue = [];
+  let wake = null;
+  socket.on('message', (msg, from) => { queue.push({ msg, from }); if (wake) wake(); });
+  const next = async (ms) => {
+    const until = Date.now() + ms;
+    while (!queue.length) {
+      const left = until - Date.now();
+      if (left <= 0) return null;
+      await new Promise((r) => { wake = r; setTimeout(r, left); });
+    }
+    return queue.shift();
+  };
+  return { socket, port: socket.address().port, next, send: (text, port) => socket.send(Buffer.from(text), port, '127.0.0.1') };
+}
+
+/**
+ * A caller leaving a voicemail the way a phone does: INVITE (answering the 407 with an
+ * MD5 digest), ACK, waits out the greeting, speaks `seconds` of tone as PCMU, BYE.
+ */
+async function leaveVoicemail(caller, dialled, seconds) {
+  const sip = await udp();
+  const rtp = await udp();
+  const creds = caller.sipCredentials;
+  const callId = rand() + '@console-test';
+  const tag = rand();
+  const target = `sip:${dialled}@127.0.0.1`;
+  const sdp = `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${rtp.port} RTP/AVP 0\r\n`;
+  const header = (msg, name) => (msg.match(new RegExp(`^${name}: (.*)$`, 'mi')) || [])[1];
+  const finalResponse = async () => {
+    for (;;) {
+      const got = await sip.next(5000);
+      assert.ok(got, 'a SIP response within 5 s');
+      const text = got.msg.toString();
+      const status = Number(text.split(' ')[1]);
+      if (status >= 200) return { text, status };
+    }
+  };
+  const invite = (cseq, branch, auth) => `INVITE ${target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${sip.port};branch=${branch};rport\r\n`
+    + `From: <sip:${caller.number}@127.0.0.1>;tag=${tag}\r\nTo: <${target}>\r\nCall-ID: ${callId}\r\nCSeq: ${cseq} INVITE\r\n`
+    + `Contact: <sip:${caller.number}@127.0.0.1:${sip.port}>\r\nMax-Forwards: 70\r\n${auth}`
+    + `Content-Type: application/sdp\r\nContent-Length: ${sdp.length}\r\n\r\n${sdp}`;
+  const b1 = 'z9hG4bK-' + rand();
+  sip.send(invite(1, b1, ''), sipPort);
+  const challenge = await finalResponse();
+  assert.equal(challenge.status, 407, challenge.text);
+  sip.send(`ACK ${target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${sip.port};branch=${b1};rport\r\nFrom: <sip:${caller.number}@127.0.0.1>;tag=${tag}\r\n`
+    + `To: ${header(challenge.text, 'To')}\r\nCall-ID: ${callId}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`, sipPort);
+  const md5Challenge = challenge.text.split('\r\n').find((l) => l.startsWith('Proxy-Authenticate:') && /algorithm=MD5/.test(l));
+  const realm = md5Challenge.match(/realm="([^"]*)"/)[1];
+  const nonce = md5Challenge.match(/nonce="([^"]*)"/)[1];
+  const cnonce = rand();
+  const response = md5([md5(`${creds.username}:${realm}:${creds.password}`), nonce, '00000001', cnonce, 'auth', md5(`INVITE:${target}`)].join(':'));
+  const auth = `Proxy-Authorization: Digest username="${creds.username}", realm="${realm}", nonce="${nonce}", uri="${target}", `
+    + `response="${response}", algorithm=MD5, cnonce="${cnonce}", qop=auth, nc=00000001\r\n`;
+  sip.send(invite(2, 'z9hG4bK-' + rand(), auth), sipPort);
+  const ok = await finalResponse();
+  assert.equal(ok.status, 200, ok.text);
+  const to = header(ok.text, 'To');
+  const contact = header(ok.text, 'Contact').match(/<([^>]*)>/)[1];
+  const media = Number(ok.text.match(/m=audio (\d+)/)[1]);
+  const inDialog = (method, cseq) => `${method} ${contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${sip.port};branch=z9hG4bK-${rand()};rport\r\n`
+    + `From: <sip:${caller.number}@127.0.0.1>;tag=${tag}\r\nTo: ${to}\r\nCall-ID: ${callId}\r\nCSeq: ${cseq} ${method}\r\n`
+    + `Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n`;
+  sip.send(inDialog('ACK', 2), sipPort);
+  // The greeting plays; once it has stopped for 300 ms, the beep is over.
+  assert.ok(await rtp.next(5000), 'the greeting arrives over RTP');
+  while (await rtp.next(300));
+  const ssrc = randomBytes(4);
+  for (let n = 0; n < seconds * 50; n++) {
+    const packet = Buffer.alloc(12 + 160);
+    packet[0] = 0x80;
+    packet.writeUInt16BE(n, 2);
+    packet.writeUInt32BE(n * 160, 4);
+    ssrc.copy(packet, 8);
+    for (let i = 0; i < 160; i++) packet[12 + i] = ulaw(Math.round(8000 * Math.sin(2 * Math.PI * 440 * (n * 160 + i) / 8000)));
+    rtp.socket.send(packet, media, '127.0.0.1');
+    await sleep(20);
+  }
+  sip.send(inDialog('BYE', 3), sipPort);
+  const bye = await finalResponse();
+  assert.equal(bye.status, 200, bye.text);
+  sip.socket.close();
+  rtp.socket.close();
+}
+
+/** An 8 kHz mono 16-bit WAV of silence. */
+function silentWav(seconds) {
+  const samples = Math.round(seconds * 8000);
+  const wav = Buffer.alloc(44 + samples * 2);
+  wav.write('RIFF', 0); wav.writeUInt32LE(36 + samples * 2, 4); wav.write('WAVEfmt ', 8);
+  wav.writeUInt32LE(16, 16); wav.writeUInt16LE(1, 20); wav.writeUInt16LE(1, 22); wav.writeUInt32LE(8000, 24);
+  wav.writeUInt32LE(16000, 28); wav.writeUInt16LE(2, 32); wav.writeUInt16LE(16, 34); wav.write('data', 36);
+  wav.writeUInt32LE(samples * 2, 40);
+  return wav;
+}
 
 await startServer();
 assert.ok(adminKey, 'the first start printed an admin key');
@@ -133,6 +247,22 @@ try {
   step('setPresence DND through the API turns the tile dnd');
   await api('PATCH', `/v1/pbx/extensions/${made['101'].id}`, { presence: 'dnd' });
   await page.waitForSelector('#board .tile[data-number="101"][data-status="dnd"]', { timeout: 1000 });
+
+  step('a caller leaves 101 a voicemail; its tile shows it until it is heard');
+  const greeting = await fetch(`${base}/v1/pbx/voicemail/mailboxes/vm_101/greeting`, {
+    method: 'PUT', headers: { Authorization: 'Bearer ' + adminKey, 'Content-Type': 'audio/wav' }, body: silentWav(0.3),
+  });
+  assert.equal(greeting.status, 200, await greeting.text());
+  await leaveVoicemail(made['102'], '101', 1.5);
+  await page.waitForSelector('#board .tile[data-number="101"][data-voicemail="1"]', { timeout: 5000 });
+  assert.match(await page.textContent('#board .tile[data-number="101"] .vm'), /✉ 1/);
+  assert.match(await page.getAttribute('#board .tile[data-number="101"]', 'aria-label'), /1 new voicemail/);
+  await page.screenshot({ path: join(ARTIFACTS, 'console-voicemail.png') });
+  const { messages } = await api('GET', '/v1/pbx/voicemail/mailboxes/vm_101/messages');
+  assert.equal(messages.length, 1);
+  await api('PATCH', `/v1/pbx/voicemail/mailboxes/vm_101/messages/${messages[0].id}`, { heard: true });
+  await page.waitForSelector('#board .tile[data-number="101"][data-voicemail="0"]', { timeout: 2000 });
+  assert.equal(await page.textContent('#board .tile[data-number="101"] .vm'), '');
 
   step('search, filters and the keyboard');
   await page.keyboard.press('/');

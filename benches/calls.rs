@@ -50,7 +50,7 @@ fn callee(work: &Path, port: u16) -> Child {
 
 fn caller_row(a: &Account, caller: &str, dialled: &str) -> String {
     format!(
-        "{u};{p};[authentication username={u} password={p}];{caller};{dialled}",
+        "{u};{p};[authentication username={u} password=\"{p}\"];{caller};{dialled}",
         u = a.username,
         p = a.password
     )

@@ -64,7 +64,7 @@ pub fn csv(path: &Path, rows: impl Iterator<Item = String>) {
 
 pub fn row(a: &Account, aor: &str, expires: u32, contact: &str) -> String {
     format!(
-        "{u};{p};[authentication username={u} password={p}];{aor};{expires};{contact}",
+        "{u};{p};[authentication username={u} password=\"{p}\"];{aor};{expires};{contact}",
         u = a.username,
         p = a.password
     )

@@ -72,7 +72,7 @@ async function registerPhone(ext) {
   const dir = mkdtempSync(join(tmpdir(), 'sipp-'));
   const c = ext.sipCredentials;
   writeFileSync(join(dir, 'users.csv'),
-    `SEQUENTIAL\n${c.username};${c.password};[authentication username=${c.username} password=${c.password}];${ext.number};600;${ext.number}-desk\n`);
+    `SEQUENTIAL\n${c.username};${c.password};[authentication username=${c.username} password="${c.password}"];${ext.number};600;${ext.number}-desk\n`);
   const run = spawnSync('sipp', [`127.0.0.1:${sipPort}`, '-sf', join(repo, 'tests/sipp/register.xml'),
     '-inf', 'users.csv', '-m', '1', '-i', '127.0.0.1', '-p', String(port), '-auth_uri', '127.0.0.1',
     '-timeout', '10s', '-timeout_error', '-nostdin'], { cwd: dir, encoding: 'utf8' });

@@ -203,8 +203,10 @@ impl<'a> Sipp<'a> {
         let mut fields = vec![
             account.username.clone(),
             account.password.clone(),
+            // Quoted: SIPp reads an unquoted value starting with `0x` as hex, so one
+            // password in 3,844 (`0xQ…`, `0x1f…`) was sent as something else.
             format!(
-                "[authentication username={} password={}]",
+                "[authentication username={} password=\"{}\"]",
                 account.username, account.password
             ),
             aor.to_owned(),

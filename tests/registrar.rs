@@ -242,6 +242,17 @@ async fn several_devices_refresh_and_unregister_one(backend: Backend) {
         .count();
     assert_eq!(registered, 2);
     assert_eq!(extension(&app, &carol.id).await["status"], "available");
+    // The stats count what the listing shows: the unregistered device is still listed.
+    let (_, stats) = app.get("/v1/pbx/phones/stats").await;
+    assert_eq!(
+        (
+            stats["stats"]["totalPhones"].as_u64(),
+            stats["stats"]["registered"].as_u64(),
+            stats["stats"]["unregistered"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1)),
+        "{stats}"
+    );
 }
 
 async fn registrations_survive_a_restart(backend: Backend) {

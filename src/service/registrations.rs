@@ -78,6 +78,15 @@ impl BindingIndex {
         self.read().values().map(Vec::len).sum()
     }
 
+    /// Live bindings of a PBX's extensions.
+    fn live_in_pbx(&self, pbx_id: &str, now: i64) -> u32 {
+        self.read()
+            .values()
+            .flatten()
+            .filter(|b| b.device.pbx_id == pbx_id && b.device.expires_at > now)
+            .count() as u32
+    }
+
     fn with_expired(&self, now: i64) -> Vec<String> {
         self.read()
             .iter()
@@ -506,28 +515,31 @@ impl Services {
         Ok(listed)
     }
 
+    /// Counts from the database by type (nothing is loaded) and, for "registered", the
+    /// live index.
     pub async fn phone_stats(&self, principal: &Principal) -> ServiceResult<PhoneStats> {
-        let phones = self.list_phones(principal, None).await?;
+        principal.require(Scope::PhonesRead)?;
         let now = now_ms();
-        let registered = phones
-            .iter()
-            .filter(|p| p.device.is_registered(now))
-            .count() as u32;
+        let counts = self
+            .store
+            .device_type_counts(&principal.pbx_id, now - DEVICE_RETENTION_MS)
+            .await?;
+        let count_of = |t: DeviceType| -> u32 {
+            counts
+                .iter()
+                .filter(|(name, _)| name == t.as_str())
+                .map(|(_, n)| *n as u32)
+                .sum()
+        };
+        let total: u32 = counts.iter().map(|(_, n)| *n as u32).sum();
+        let registered = self.bindings.live_in_pbx(&principal.pbx_id, now).min(total);
         Ok(PhoneStats {
-            total: phones.len() as u32,
+            total,
             registered,
-            unregistered: phones.len() as u32 - registered,
+            unregistered: total - registered,
             by_type: DeviceType::ALL
                 .into_iter()
-                .map(|t| {
-                    (
-                        t,
-                        phones
-                            .iter()
-                            .filter(|p| p.device.info.device_type == t)
-                            .count() as u32,
-                    )
-                })
+                .map(|t| (t, count_of(t)))
                 .collect(),
         })
     }

@@ -271,6 +271,22 @@ impl Store {
             .collect()
     }
 
+    /// Devices listed for a PBX (live, or seen since `since`), counted by type, without
+    /// loading them.
+    pub async fn device_type_counts(
+        &self,
+        pbx_id: &str,
+        since: i64,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        with_conn!(self, conn => Ok(device::table
+            .filter(device::pbx_id.eq(pbx_id))
+            .filter(device::ended_at.is_null().or(device::last_registered.ge(since)))
+            .group_by(device::device_type)
+            .select((device::device_type, diesel::dsl::count_star()))
+            .load::<(String, i64)>(conn)
+            .await?))
+    }
+
     /// Deletes device records that ended before `before`.
     pub async fn purge_devices(&self, before: i64) -> StoreResult<usize> {
         with_conn!(self, conn => Ok(diesel::delete(

@@ -51,6 +51,20 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// The media type of a request's `Content-Type`, lowercased, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
 /// A request body that must be one JSON object (64 KiB at most).
 pub struct JsonObject(pub Map<String, Value>);
 
@@ -58,17 +72,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+        let content_type = media_type(req.headers());
         if let Some(ct) = content_type
             && ct != "application/json"
             && !ct.ends_with("+json")

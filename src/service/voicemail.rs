@@ -392,6 +392,18 @@ impl Services {
         id: &str,
     ) -> ServiceResult<(VoicemailMessage, PathBuf)> {
         principal.require(Scope::VoicemailRead)?;
+        let (ext, row) = self.mailbox_message(principal, mailbox, id).await?;
+        let path = self.voicemail_dir().join(&row.audio_file);
+        Ok((self.message_of(row, &ext.number), path))
+    }
+
+    /// A message of a mailbox in the caller's PBX, with the mailbox's extension.
+    async fn mailbox_message(
+        &self,
+        principal: &Principal,
+        mailbox: &str,
+        id: &str,
+    ) -> ServiceResult<(Extension, MessageRow)> {
         let ext = self.mailbox_extension(principal, mailbox).await?;
         let row = self
             .store
@@ -399,8 +411,7 @@ impl Services {
             .await?
             .filter(|r| r.extension_id == ext.id)
             .ok_or(ServiceError::NotFound("message"))?;
-        let path = self.voicemail_dir().join(&row.audio_file);
-        Ok((self.message_of(row, &ext.number), path))
+        Ok((ext, row))
     }
 
     async fn counts(&self, ext: &Extension) -> ServiceResult<(u32, u32)> {
@@ -441,13 +452,7 @@ impl Services {
         heard: bool,
     ) -> ServiceResult<VoicemailMessage> {
         principal.require(Scope::VoicemailWrite)?;
-        let ext = self.mailbox_extension(principal, mailbox).await?;
-        let row = self
-            .store
-            .message(&principal.pbx_id, id)
-            .await?
-            .filter(|r| r.extension_id == ext.id)
-            .ok_or(ServiceError::NotFound("message"))?;
+        let (ext, row) = self.mailbox_message(principal, mailbox, id).await?;
         let changed = row.heard_at.is_some() != heard;
         let heard_at = heard.then(|| row.heard_at.unwrap_or_else(now_ms));
         self.store.set_message_heard(id, heard_at).await?;
@@ -470,13 +475,7 @@ impl Services {
         id: &str,
     ) -> ServiceResult<()> {
         principal.require(Scope::VoicemailWrite)?;
-        let ext = self.mailbox_extension(principal, mailbox).await?;
-        let row = self
-            .store
-            .message(&principal.pbx_id, id)
-            .await?
-            .filter(|r| r.extension_id == ext.id)
-            .ok_or(ServiceError::NotFound("message"))?;
+        let (ext, row) = self.mailbox_message(principal, mailbox, id).await?;
         // Row first: a crash in between leaves an orphan file, which start-up removes.
         self.store.delete_message_row(id).await?;
         let _ = tokio::fs::remove_file(self.voicemail_dir().join(&row.audio_file)).await;

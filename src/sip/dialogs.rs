@@ -246,14 +246,7 @@ impl SipCore {
         method: Method,
     ) -> Option<u16> {
         let (req, branch, dest) = self.in_dialog_request(dialog, to_callee, method);
-        let mut events = self.start_client(req, branch, dest);
-        loop {
-            match events.recv().await {
-                Some(ClientEvent::Response(r)) if r.status >= 200 => return Some(r.status),
-                Some(ClientEvent::Response(_)) => {}
-                _ => return None,
-            }
-        }
+        self.send_and_wait(req, branch, dest).await
     }
 
     /// Watches a dialog until it ends: OPTIONS probes on both legs, and a maximum

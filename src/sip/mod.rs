@@ -14,6 +14,7 @@ mod registrar;
 mod sdp;
 mod transaction;
 pub mod transport;
+mod uas;
 pub mod uri;
 mod voicemail;
 pub mod ws;

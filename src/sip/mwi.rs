@@ -5,16 +5,14 @@
 //! on every count change, and when they register while the mailbox holds messages (or
 //! their lamp was last lit, so it can go out).
 
-use super::client::ClientEvent;
 use super::message::{Method, Name, Request, Response};
-use super::registrar::AuthOutcome;
 use super::transaction::TxKey;
 use super::transport::Origin;
+use super::uas::UasDialog;
 use super::uri::{NameAddr, Uri};
 use super::{OwnDialog, RequestCtx, SipCore};
 use crate::service::VoicemailChange;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
 
@@ -29,15 +27,7 @@ pub struct Subscription {
     extension_id: String,
     pbx_id: String,
     account: String,
-    call_id: String,
-    origin: Origin,
-    remote_target: Uri,
-    route_set: Vec<String>,
-    /// Our To (with our tag) and the subscriber's From.
-    local: String,
-    remote: String,
-    subscriber_tag: String,
-    cseq: AtomicU32,
+    dialog: UasDialog,
     expires_at: Mutex<Instant>,
     /// One NOTIFY at a time, each with the counts as they are when it is sent, so the
     /// last one a phone sees is the current state.
@@ -122,32 +112,10 @@ impl SipCore {
             resp.headers.push(Name::AllowEvents, EVENT);
             return Err(resp);
         }
-        let host = if ctx.to.uri.host.is_empty() {
-            &req.uri.host
-        } else {
-            &ctx.to.uri.host
-        };
-        let pbx = match self.services.pbx_for_domain(host).await {
-            Ok(Some(pbx)) => pbx,
-            Ok(None) => return Err(self.response(req, ctx, origin, 404, "Not Found")),
-            Err(e) => {
-                tracing::error!(error = %e, "PBX lookup failed");
-                return Err(self.response(req, ctx, origin, 500, "Server Internal Error"));
-            }
-        };
-        let account = match self.authenticate(req, &pbx, &Name::Authorization).await {
-            AuthOutcome::Ok(account) => account,
-            AuthOutcome::Challenge { stale } => {
-                return Err(self.challenge(req, ctx, origin, &pbx, stale, false));
-            }
-            AuthOutcome::Failure { user, reason } => {
-                self.auth_failed(origin, &pbx, &user, reason);
-                return Err(self.challenge(req, ctx, origin, &pbx, false, false));
-            }
-            AuthOutcome::BadRequest(reason) => {
-                return Err(self.response(req, ctx, origin, 400, reason));
-            }
-        };
+        let (pbx, account) = self
+            .user_agent_account(req, ctx, origin)
+            .await
+            .map_err(|resp| *resp)?;
         // Only one's own mailbox.
         let wanted = req.uri.user_unescaped().unwrap_or_default();
         if wanted != account.number && wanted != account.sip_username {
@@ -168,13 +136,14 @@ impl SipCore {
                 return Err(resp);
             }
         };
-        let Some(contact) = req
+        if req
             .headers
             .get(&Name::Contact)
             .and_then(|c| NameAddr::parse(c).ok())
-        else {
+            .is_none()
+        {
             return Err(self.response(req, ctx, origin, 400, "Missing Contact"));
-        };
+        }
         let mut resp = self.response(req, ctx, origin, 200, "OK");
         resp.headers.push(Name::Expires, expires.to_string());
         resp.headers.push(
@@ -186,24 +155,12 @@ impl SipCore {
             extension_id: account.extension_id.clone(),
             pbx_id: account.pbx_id.clone(),
             account: format!("sip:{}@{}", account.number, pbx.sip_domain),
-            call_id: ctx.call_id.clone(),
-            origin,
-            remote_target: contact.uri,
-            route_set: req
-                .headers
-                .all(&Name::RecordRoute)
-                .flat_map(super::uri::split_list)
-                .map(str::to_owned)
-                .collect(),
-            local,
-            remote: req.headers.get(&Name::From).unwrap_or_default().to_owned(),
-            subscriber_tag: ctx.from.tag().unwrap_or_default().to_owned(),
-            cseq: AtomicU32::new(0),
+            dialog: UasDialog::new(req, ctx, origin, &local),
             expires_at: Mutex::new(Instant::now() + Duration::from_secs(expires.into())),
             sending: tokio::sync::Mutex::new(()),
         });
         if expires > 0 {
-            lock(&self.mwi.by_call_id).insert(sub.call_id.clone(), sub.clone());
+            lock(&self.mwi.by_call_id).insert(sub.dialog.call_id.clone(), sub.clone());
         }
         // Expires 0 is a fetch: one NOTIFY (terminated), no subscription.
         Ok((resp, sub))
@@ -219,7 +176,7 @@ impl SipCore {
         key: Option<TxKey>,
     ) {
         let Some(key) = key else { return };
-        if ctx.from.tag() != Some(sub.subscriber_tag.as_str()) || req.method != Method::Subscribe {
+        if !sub.dialog.is_from_peer(ctx) || req.method != Method::Subscribe {
             let status = if req.method == Method::Subscribe {
                 481
             } else {
@@ -251,7 +208,7 @@ impl SipCore {
         };
         *lock(&sub.expires_at) = Instant::now() + Duration::from_secs(expires.into());
         if expires == 0 {
-            lock(&self.mwi.by_call_id).remove(&sub.call_id);
+            lock(&self.mwi.by_call_id).remove(&sub.dialog.call_id);
         }
         let mut resp = self.response(req, ctx, origin, 200, "OK");
         resp.headers.push(Name::Expires, expires.to_string());
@@ -291,21 +248,7 @@ impl SipCore {
         } else {
             format!("active;expires={}", remaining.as_secs().max(1))
         };
-        let cseq = sub.cseq.fetch_add(1, Ordering::Relaxed) + 1;
-        let (mut req, branch) = self.own_request(
-            Method::Notify,
-            sub.remote_target.clone(),
-            OwnDialog {
-                from: &sub.local,
-                to: &sub.remote,
-                call_id: &sub.call_id,
-                cseq,
-            },
-            sub.origin.transport,
-        );
-        for route in &sub.route_set {
-            req.headers.push(Name::Route, route.clone());
-        }
+        let (mut req, branch) = self.dialog_request(&sub.dialog, Method::Notify);
         req.headers.push(
             Name::Contact,
             format!("<sip:voicemail@{}>", self.advertised()),
@@ -314,28 +257,10 @@ impl SipCore {
         req.headers.push(Name::SubscriptionState, state);
         req.headers.push(Name::ContentType, CONTENT_TYPE);
         req.body = summary(&sub.account, new, old).into_bytes();
-        let status = self.send_and_wait(req, branch, sub.origin).await;
+        let status = self.send_and_wait(req, branch, sub.dialog.origin).await;
         if matches!(status, None | Some(481 | 404 | 410)) {
-            lock(&self.mwi.by_call_id).remove(&sub.call_id);
+            lock(&self.mwi.by_call_id).remove(&sub.dialog.call_id);
         }
-    }
-
-    /// Sends one request of ours and returns its final status (None: no answer).
-    async fn send_and_wait(
-        self: &Arc<Self>,
-        req: Request,
-        branch: String,
-        dest: Origin,
-    ) -> Option<u16> {
-        let mut events = self.start_client(req, branch, dest);
-        while let Some(event) = events.recv().await {
-            match event {
-                ClientEvent::Response(r) if r.status >= 200 => return Some(r.status),
-                ClientEvent::Response(_) => {}
-                ClientEvent::Timeout => return None,
-            }
-        }
-        None
     }
 
     /// A NOTIFY outside any dialog to one registered device.
@@ -387,7 +312,7 @@ impl SipCore {
         );
         let subs = self.mwi.of_extension(&change.extension.id);
         let subscribed: HashSet<std::net::SocketAddr> =
-            subs.iter().map(|s| s.origin.remote).collect();
+            subs.iter().map(|s| s.dialog.origin.remote).collect();
         for sub in subs {
             let core = self.clone();
             tokio::spawn(async move { core.notify_subscriber(sub).await });

@@ -548,6 +548,24 @@ impl SipCore {
             .start(request, branch, dest.transport.is_reliable(), send)
     }
 
+    /// Sends one request of ours and returns its final status (None: no answer).
+    pub(super) async fn send_and_wait(
+        self: &Arc<Self>,
+        req: Request,
+        branch: String,
+        dest: Origin,
+    ) -> Option<u16> {
+        let mut events = self.start_client(req, branch, dest);
+        while let Some(event) = events.recv().await {
+            match event {
+                ClientEvent::Response(r) if r.status >= 200 => return Some(r.status),
+                ClientEvent::Response(_) => {}
+                ClientEvent::Timeout => return None,
+            }
+        }
+        None
+    }
+
     /// Where the gateway is, if one is configured and its host resolves.
     pub(super) async fn gateway_addr(&self) -> Option<std::net::SocketAddr> {
         let gw = self.config.gateway.as_ref()?;

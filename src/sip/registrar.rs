@@ -179,12 +179,15 @@ impl SipCore {
         }
     }
 
-    pub(super) async fn register(
-        self: &Arc<Self>,
+    /// The PBX a request is for (by its To domain) and the extension whose digest
+    /// credentials it carries in `Authorization`; else the response to send (404, 401
+    /// challenge, 400, 500).
+    pub(super) async fn user_agent_account(
+        &self,
         req: &Request,
         ctx: &RequestCtx,
         origin: Origin,
-    ) -> Response {
+    ) -> Result<(Arc<Pbx>, Arc<SipAccount>), Box<Response>> {
         let host = if ctx.to.uri.host.is_empty() {
             &req.uri.host
         } else {
@@ -192,22 +195,44 @@ impl SipCore {
         };
         let pbx = match self.services.pbx_for_domain(host).await {
             Ok(Some(pbx)) => pbx,
-            Ok(None) => return self.response(req, ctx, origin, 404, "Not Found"),
+            Ok(None) => return Err(Box::new(self.response(req, ctx, origin, 404, "Not Found"))),
             Err(e) => {
                 tracing::error!(error = %e, "PBX lookup failed");
-                return self.response(req, ctx, origin, 500, "Server Internal Error");
+                return Err(Box::new(self.response(
+                    req,
+                    ctx,
+                    origin,
+                    500,
+                    "Server Internal Error",
+                )));
             }
         };
-        let account = match self.authenticate(req, &pbx, &Name::Authorization).await {
-            AuthOutcome::Ok(account) => account,
-            AuthOutcome::Challenge { stale } => {
-                return self.challenge(req, ctx, origin, &pbx, stale, false);
-            }
+        match self.authenticate(req, &pbx, &Name::Authorization).await {
+            AuthOutcome::Ok(account) => Ok((pbx, account)),
+            AuthOutcome::Challenge { stale } => Err(Box::new(
+                self.challenge(req, ctx, origin, &pbx, stale, false),
+            )),
             AuthOutcome::Failure { user, reason } => {
                 self.auth_failed(origin, &pbx, &user, reason);
-                return self.challenge(req, ctx, origin, &pbx, false, false);
+                Err(Box::new(
+                    self.challenge(req, ctx, origin, &pbx, false, false),
+                ))
             }
-            AuthOutcome::BadRequest(reason) => return self.response(req, ctx, origin, 400, reason),
+            AuthOutcome::BadRequest(reason) => {
+                Err(Box::new(self.response(req, ctx, origin, 400, reason)))
+            }
+        }
+    }
+
+    pub(super) async fn register(
+        self: &Arc<Self>,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+    ) -> Response {
+        let (pbx, account) = match self.user_agent_account(req, ctx, origin).await {
+            Ok(found) => found,
+            Err(resp) => return *resp,
         };
         // The address-of-record must be this extension: its number or SIP username.
         let aor_user = ctx.to.uri.user_unescaped().unwrap_or_default();

@@ -3,18 +3,18 @@
 //! silence or `--rtp-timeout` (30 s) without any RTP, and deposits the message (one second or more).
 //! When we end the recording the caller gets a BYE from us.
 
-use super::client::{ClientEvent, T2};
+use super::client::T2;
 use super::message::{Method, Name, Request, Response};
 use super::sdp::{self, OfferError};
 use super::transaction::{T1, TxKey};
 use super::transport::Origin;
-use super::uri::{NameAddr, Uri};
-use super::{OwnDialog, RequestCtx, SipCore};
+use super::uas::UasDialog;
+use super::{RequestCtx, SipCore};
 use crate::domain::{Disposition, Extension, HangupSide};
 use crate::media::rtp::{Ended, Limits, Session};
 use crate::service::CallHandle;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -29,19 +29,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(32);
 /// A call voicemail answered.
 pub struct VoicemailCall {
     call: Arc<CallHandle>,
-    call_id: String,
-    /// The caller's connection or address.
-    origin: Origin,
-    /// The caller's Contact: where our BYE goes.
-    remote_target: Uri,
-    /// Record-Route of the INVITE, our route set towards the caller.
-    route_set: Vec<String>,
-    /// Our To (with our tag) and the caller's From, as in the INVITE.
-    local: String,
-    remote: String,
-    caller_tag: String,
-    /// Our CSeq in the dialog.
-    cseq: AtomicU32,
+    dialog: UasDialog,
     /// The answer we gave, for re-INVITEs.
     answer: String,
     acked: AtomicBool,
@@ -118,12 +106,6 @@ impl SipCore {
             }
         };
         let port = lease.port;
-        let remote_target = req
-            .headers
-            .get(&Name::Contact)
-            .and_then(|c| NameAddr::parse(c).ok())
-            .map(|na| na.uri)
-            .unwrap_or_else(|| ctx.from.uri.clone());
         let session_id: u64 = rand::random::<u32>().into();
         let answer = sdp::answer(self.media_ip, port, &offer, session_id, session_id);
 
@@ -147,32 +129,22 @@ impl SipCore {
         }
         let vm = Arc::new(VoicemailCall {
             call,
-            call_id: ctx.call_id.clone(),
-            origin,
-            remote_target,
-            route_set: req
-                .headers
-                .all(&Name::RecordRoute)
-                .flat_map(super::uri::split_list)
-                .map(str::to_owned)
-                .collect(),
-            local,
-            remote: req.headers.get(&Name::From).unwrap_or_default().to_owned(),
-            caller_tag: ctx.from.tag().unwrap_or_default().to_owned(),
-            cseq: AtomicU32::new(0),
+            dialog: UasDialog::new(req, ctx, origin, &local),
             answer,
             acked: AtomicBool::new(false),
             ack_signal: tokio::sync::Notify::new(),
             hung_up: CancellationToken::new(),
             media: Arc::new(Session::new(lease, offer.codec, offer.remote)),
         });
-        self.voicemail.lock().insert(vm.call_id.clone(), vm.clone());
+        self.voicemail
+            .lock()
+            .insert(vm.dialog.call_id.clone(), vm.clone());
         // Retransmitted INVITEs get this 200 again; our own retransmissions run below.
         let bytes: Arc<[u8]> = ok.to_bytes().into();
         self.transactions
             .complete(key, bytes.clone(), origin.transport.is_reliable());
         self.send_to(origin, bytes.clone());
-        tracing::info!(sip.call_id = %vm.call_id, extension = %ext.number, rtp.port = port, "voicemail answered");
+        tracing::info!(sip.call_id = %vm.dialog.call_id, extension = %ext.number, rtp.port = port, "voicemail answered");
 
         let core = self.clone();
         let ext = ext.clone();
@@ -182,7 +154,7 @@ impl SipCore {
 
     async fn run_voicemail(self: Arc<Self>, vm: Arc<VoicemailCall>, ext: Extension, ok: Arc<[u8]>) {
         if !self.await_ack(&vm, ok).await {
-            tracing::info!(sip.call_id = %vm.call_id, "no ACK for voicemail's 200");
+            tracing::info!(sip.call_id = %vm.dialog.call_id, "no ACK for voicemail's 200");
             self.bye_caller(&vm).await;
             return self
                 .close_voicemail(&vm, HangupSide::System, Some("no-ack"))
@@ -229,7 +201,7 @@ impl SipCore {
                 }
             }
             Some(r) => {
-                tracing::info!(sip.call_id = %vm.call_id, samples = r.samples.len(), "voicemail under a second dropped");
+                tracing::info!(sip.call_id = %vm.dialog.call_id, samples = r.samples.len(), "voicemail under a second dropped");
             }
             None => {}
         }
@@ -244,7 +216,7 @@ impl SipCore {
             if vm.acked.load(Ordering::Acquire) {
                 return true;
             }
-            let wait = if vm.origin.transport.is_reliable() {
+            let wait = if vm.dialog.origin.transport.is_reliable() {
                 ACK_TIMEOUT
             } else {
                 interval
@@ -256,8 +228,8 @@ impl SipCore {
                     if tokio::time::Instant::now() >= deadline {
                         return vm.acked.load(Ordering::Acquire);
                     }
-                    if !vm.origin.transport.is_reliable() {
-                        self.send(vm.origin, ok.clone());
+                    if !vm.dialog.origin.transport.is_reliable() {
+                        self.send(vm.dialog.origin, ok.clone());
                         interval = (interval * 2).min(T2);
                     }
                 }
@@ -270,32 +242,12 @@ impl SipCore {
         if vm.hung_up.is_cancelled() {
             return;
         }
-        let cseq = vm.cseq.fetch_add(1, Ordering::Relaxed) + 1;
-        let (mut req, branch) = self.own_request(
-            Method::Bye,
-            vm.remote_target.clone(),
-            OwnDialog {
-                from: &vm.local,
-                to: &vm.remote,
-                call_id: &vm.call_id,
-                cseq,
-            },
-            vm.origin.transport,
-        );
-        for route in &vm.route_set {
-            req.headers.push(Name::Route, route.clone());
-        }
-        let mut events = self.start_client(req, branch, vm.origin);
-        while let Some(event) = events.recv().await {
-            match event {
-                ClientEvent::Response(r) if r.status < 200 => {}
-                _ => break,
-            }
-        }
+        let (req, branch) = self.dialog_request(&vm.dialog, Method::Bye);
+        let _ = self.send_and_wait(req, branch, vm.dialog.origin).await;
     }
 
     async fn close_voicemail(&self, vm: &VoicemailCall, side: HangupSide, reason: Option<&str>) {
-        self.voicemail.lock().remove(&vm.call_id);
+        self.voicemail.lock().remove(&vm.dialog.call_id);
         if let Err(e) = self
             .services
             .end_call(&vm.call, Disposition::Voicemail, side, reason)
@@ -314,7 +266,7 @@ impl SipCore {
         origin: Origin,
         key: Option<TxKey>,
     ) {
-        if ctx.from.tag() != Some(vm.caller_tag.as_str()) {
+        if !vm.dialog.is_from_peer(ctx) {
             if let Some(key) = key {
                 let resp = self.response(req, ctx, origin, 481, "Call/Transaction Does Not Exist");
                 self.finish(key, origin, resp);

@@ -1,5 +1,6 @@
 //! `/v1/pbx/extensions`.
 
+use super::string_field;
 use crate::api::extract::JsonObject;
 use crate::api::{ApiError, AppState, Auth};
 use crate::clock::rfc3339;
@@ -124,15 +125,6 @@ fn field_name(key: &str) -> &'static str {
         .find(|k| **k == key)
         .copied()
         .unwrap_or("body")
-}
-
-fn string_field(body: &Map<String, Value>, key: &'static str) -> Result<Field<String>, ApiError> {
-    match body.get(key) {
-        None => Ok(Field::Absent),
-        Some(Value::Null) => Ok(Field::Null),
-        Some(Value::String(s)) => Ok(Field::Value(s.clone())),
-        Some(_) => Err(ApiError::validation(key, format!("{key} must be a string"))),
-    }
 }
 
 fn parsed_field<T>(

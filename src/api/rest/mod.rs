@@ -6,8 +6,10 @@ mod extensions;
 mod phones;
 mod voicemail;
 
-use super::AppState;
+use super::{ApiError, AppState};
+use crate::service::Field;
 use axum::Router;
+use serde_json::{Map, Value};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -16,4 +18,15 @@ pub fn routes() -> Router<AppState> {
         .merge(phones::routes())
         .merge(calls::routes())
         .merge(voicemail::routes())
+}
+
+/// A string field of a JSON body: absent, `null`, or a string (anything else is a 422
+/// naming the field).
+fn string_field(body: &Map<String, Value>, key: &'static str) -> Result<Field<String>, ApiError> {
+    match body.get(key) {
+        None => Ok(Field::Absent),
+        Some(Value::Null) => Ok(Field::Null),
+        Some(Value::String(s)) => Ok(Field::Value(s.clone())),
+        Some(_) => Err(ApiError::validation(key, format!("{key} must be a string"))),
+    }
 }

@@ -1,7 +1,8 @@
 //! `/v1/pbx/voicemail/mailboxes`: mailboxes, their messages (audio with Range
 //! requests), greetings.
 
-use crate::api::extract::JsonObject;
+use super::string_field;
+use crate::api::extract::{JsonObject, media_type};
 use crate::api::{ApiError, AppState, Auth};
 use crate::clock::rfc3339;
 use crate::service::{Field, Mailbox, MailboxDraft, VoicemailMessage};
@@ -139,15 +140,6 @@ const WRITABLE: &[&str] = &[
     "greetingType",
 ];
 
-fn string_field(body: &Map<String, Value>, key: &'static str) -> Result<Field<String>, ApiError> {
-    match body.get(key) {
-        None => Ok(Field::Absent),
-        Some(Value::Null) => Ok(Field::Null),
-        Some(Value::String(s)) => Ok(Field::Value(s.clone())),
-        Some(_) => Err(ApiError::validation(key, format!("{key} must be a string"))),
-    }
-}
-
 fn integer_field(body: &Map<String, Value>, key: &'static str) -> Result<Field<i64>, ApiError> {
     match body.get(key) {
         None => Ok(Field::Absent),
@@ -215,16 +207,7 @@ async fn put_greeting(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let content_type = media_type(&headers);
     let wav_types = ["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"];
     if let Some(ct) = &content_type
         && !wav_types.contains(&ct.as_str())

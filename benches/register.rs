@@ -24,8 +24,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{
-    STAGE_SECS, Target, best, create_accounts, csv, fineclock, kamailio_dir, num, percentile,
-    rising, row, rss_kib, sipp,
+    STAGE_SECS, Target, best, cpu_ms, create_accounts, csv, fineclock, kamailio_dir, num,
+    percentile, rising, row, rss_kib, rss_split_kib, sipp,
 };
 
 const EXTENSIONS: usize = 1000;
@@ -169,6 +169,7 @@ async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
     }
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
     let mut latencies = Vec::with_capacity(clients * samples);
+    let (server_cpu, bench_cpu) = (cpu_ms(app.pid()), cpu_ms(std::process::id()));
     for (i, a) in accounts.iter().enumerate() {
         let contact = format!("<sip:{}@{}>", a.number, raw.local());
         let first = raw
@@ -206,15 +207,23 @@ async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let deliveries = latencies.len().max(1) as f64;
+    let server_us = (cpu_ms(app.pid()) - server_cpu) * 1000.0 / deliveries;
+    let client_us = (cpu_ms(std::process::id()) - bench_cpu) * 1000.0 / deliveries;
     for t in tasks {
         t.abort();
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     println!(
-        "  deliveries {}  p50 {p50:.2} ms  p99 {p99:.2} ms  max {:.2} ms",
+        "  deliveries {}  min {:.2} ms  p10 {:.2} ms  p50 {p50:.2} ms  p99 {p99:.2} ms  max {:.2} ms",
         latencies.len(),
+        latencies.first().copied().unwrap_or(f64::NAN),
+        percentile(&latencies, 0.1),
         latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  CPU per delivery: server {server_us:.1} µs, clients {client_us:.1} µs (REGISTERs included)"
     );
     (p50, p99, latencies.len())
 }
@@ -246,6 +255,7 @@ async fn memory_per_binding(
     let pid = app.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_kib(pid);
+    let before_split = rss_split_kib(pid);
     let target = Target {
         addr: app.sip_addr().to_string(),
         users: &users,
@@ -267,7 +277,10 @@ async fn memory_per_binding(
     tokio::time::sleep(Duration::from_secs(40)).await;
     let settled = rss_kib(pid);
     let per_settled = (settled.saturating_sub(before) as f64 * 1024.0) / live.max(1) as f64;
-    println!("  after 40 s: RSS {settled} KiB = {per_settled:.0} bytes per binding");
+    let (anon, file, shmem) = rss_split_kib(pid);
+    println!(
+        "  after 40 s: RSS {settled} KiB = {per_settled:.0} bytes per binding (anon {anon} KiB, file {file} KiB, shmem {shmem} KiB; before: {before_split:?})"
+    );
     (per_settled, live)
 }
 
@@ -288,9 +301,13 @@ fn main() {
         } else {
             throughput(&work, quick, has("--skip-kamailio"), shim.as_deref()).await
         };
+        let mut single = None;
         let (p50, p99, deliveries) = if has("--skip-latency") {
             (f64::NAN, f64::NAN, 0)
         } else {
+            // One subscriber first: the event path alone, as a reference for the fan-out.
+            let (one_p50, one_p99, _) = presence_latency(1, 50).await;
+            single = Some((one_p50, one_p99));
             presence_latency(if quick { 200 } else { 1000 }, if quick { 10 } else { 50 }).await
         };
         let (per_binding, live) = if has("--skip-memory") {
@@ -311,6 +328,9 @@ fn main() {
                 println!("  ratio switchboard / kamailio: {:.2}×", ours as f64 / theirs as f64);
             }
             _ => println!("  kamailio    REGISTER+digest: not measured in this run"),
+        }
+        if let Some((one_p50, one_p99)) = single {
+            println!("  presenceChanged latency, 1 subscriber: p50 {one_p50:.2} ms, p99 {one_p99:.2} ms");
         }
         println!("  presenceChanged latency: p50 {p50:.2} ms, p99 {p99:.2} ms over {deliveries} deliveries");
         println!("  memory per binding: {per_binding:.0} bytes at {live} live bindings");

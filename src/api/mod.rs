@@ -47,6 +47,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Websocket read buffer. tungstenite zero-fills the whole buffer before every read
+/// attempt, and every event woken on a subscriber's socket polls a read: at its 128 KiB
+/// default that memset was most of the fan-out cost with 1,000 subscribers. Frames
+/// larger than this still arrive whole (the buffer grows for them).
+pub(crate) const WS_READ_BUFFER: usize = 4096;
+
+/// Configures a websocket upgrade: small read buffer, messages capped like HTTP bodies.
+pub(crate) fn tune_websocket(
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> axum::extract::ws::WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(MAX_BODY_BYTES)
+        .max_frame_size(MAX_BODY_BYTES)
+}
+
 /// SIP over WebSocket (RFC 7118): the `sip` subprotocol is required.
 async fn sip_websocket(
     State(state): State<AppState>,
@@ -66,7 +82,7 @@ async fn sip_websocket(
             .into_response();
     }
     let shutdown = state.shutdown.clone();
-    upgrade
+    tune_websocket(upgrade)
         .protocols(["sip"])
         .on_upgrade(move |socket| crate::sip::ws::serve(core, socket, remote, false, shutdown))
 }

@@ -29,7 +29,11 @@ impl GqlWs {
         let mut req = url.into_client_request().unwrap();
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-        let (socket, resp) = tokio_tungstenite::connect_async(req)
+        // tungstenite zero-fills its read buffer before every read; the 128 KiB default
+        // makes a thousand benchmark clients measure memset rather than the server.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4096);
+        let (socket, resp) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
             .await
             .expect("websocket upgrade");
         assert_eq!(

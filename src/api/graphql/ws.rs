@@ -38,7 +38,7 @@ pub async fn graphql_ws(
                 .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
         })
         .unwrap_or(WebSocketProtocols::GraphQLWS);
-    upgrade
+    crate::api::tune_websocket(upgrade)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| run(socket, protocol, state, header_token))
 }

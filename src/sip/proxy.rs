@@ -255,20 +255,9 @@ impl SipCore {
                 name: ctx.from.display.clone(),
             });
         }
-        let pbx = match self.services.pbx_for_domain(&ctx.from.uri.host).await {
-            Ok(Some(p)) => p,
-            Ok(None) => return Err(Box::new(self.response(req, ctx, origin, 404, "Not Found"))),
-            Err(e) => {
-                tracing::error!(error = %e, "PBX lookup failed");
-                return Err(Box::new(self.response(
-                    req,
-                    ctx,
-                    origin,
-                    500,
-                    "Server Internal Error",
-                )));
-            }
-        };
+        let pbx = self
+            .pbx_for_host(req, ctx, origin, &ctx.from.uri.host)
+            .await?;
         match self
             .authenticate(req, &pbx, &Name::ProxyAuthorization)
             .await

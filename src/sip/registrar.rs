@@ -179,6 +179,31 @@ impl SipCore {
         }
     }
 
+    /// The PBX whose SIP domain is `host`; else the answer to send: 404 for a domain we
+    /// do not serve, 500 when the store cannot say.
+    pub(super) async fn pbx_for_host(
+        &self,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        host: &str,
+    ) -> Result<Arc<Pbx>, Box<Response>> {
+        match self.services.pbx_for_domain(host).await {
+            Ok(Some(pbx)) => Ok(pbx),
+            Ok(None) => Err(Box::new(self.response(req, ctx, origin, 404, "Not Found"))),
+            Err(e) => {
+                tracing::error!(error = %e, "PBX lookup failed");
+                Err(Box::new(self.response(
+                    req,
+                    ctx,
+                    origin,
+                    500,
+                    "Server Internal Error",
+                )))
+            }
+        }
+    }
+
     /// The PBX a request is for (by its To domain) and the extension whose digest
     /// credentials it carries in `Authorization`; else the response to send (404, 401
     /// challenge, 400, 500).
@@ -193,20 +218,7 @@ impl SipCore {
         } else {
             &ctx.to.uri.host
         };
-        let pbx = match self.services.pbx_for_domain(host).await {
-            Ok(Some(pbx)) => pbx,
-            Ok(None) => return Err(Box::new(self.response(req, ctx, origin, 404, "Not Found"))),
-            Err(e) => {
-                tracing::error!(error = %e, "PBX lookup failed");
-                return Err(Box::new(self.response(
-                    req,
-                    ctx,
-                    origin,
-                    500,
-                    "Server Internal Error",
-                )));
-            }
-        };
+        let pbx = self.pbx_for_host(req, ctx, origin, host).await?;
         match self.authenticate(req, &pbx, &Name::Authorization).await {
             AuthOutcome::Ok(account) => Ok((pbx, account)),
             AuthOutcome::Challenge { stale } => Err(Box::new(

@@ -329,3 +329,58 @@ async fn a_websocket_without_the_sip_subprotocol_is_refused() {
         .expect_err("refused");
     assert!(err.to_string().contains("400"), "{err}");
 }
+
+#[tokio::test]
+async fn a_websocket_sip_message_over_64_kib_closes_that_socket_only() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let url = format!("{}/sip", app.base.replacen("http://", "ws://", 1));
+    let open = || async {
+        let mut req = url.clone().into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket upgrade")
+            .0
+    };
+    let options = |n: u32, padding: usize| {
+        format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK-big-{n}\r\n\
+             From: <sip:120@127.0.0.1>;tag=big\r\nTo: <sip:127.0.0.1>\r\nCall-ID: big-{n}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nX-Padding: {}\r\nContent-Length: 0\r\n\r\n",
+            "a".repeat(padding)
+        )
+    };
+    let mut keep = open().await;
+    let mut big = open().await;
+    big.send(Message::Text(options(1, 70 * 1024).into()))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match big.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(t))) => panic!("answered an oversized message: {t}"),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the oversized socket was not closed");
+
+    // Another socket on the same server is untouched.
+    keep.send(Message::Text(options(2, 10).into()))
+        .await
+        .unwrap();
+    let reply = loop {
+        match tokio::time::timeout(Duration::from_secs(5), keep.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) => break t.to_string(),
+            Some(Ok(_)) => {}
+            other => panic!("websocket ended: {other:?}"),
+        }
+    };
+    assert_eq!(status(&reply), 200, "{reply}");
+}

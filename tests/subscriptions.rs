@@ -194,3 +194,37 @@ async fn subscriptions_need_the_read_scope() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn websocket_messages_over_64_kib_close_the_socket_and_smaller_ones_work() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.account("101", "Alice").await;
+    let query = |padding: usize| {
+        format!(
+            "# {}\nsubscription {{ presenceChanged(numbers: [\"101\"]) {{ extension {{ number }} status }} }}",
+            "x".repeat(padding)
+        )
+    };
+
+    // Just under the cap: an ordinary subscription.
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.subscribe("small", &query(60 * 1024), json!({})).await;
+    let data = ws.next_data("small", Duration::from_secs(5)).await;
+    assert_eq!(data["presenceChanged"]["extension"]["number"], "101");
+
+    // Over it: the socket is closed, the server carries on.
+    let mut big =
+        GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    big.subscribe("big", &query(70 * 1024), json!({})).await;
+    match big.next(Duration::from_secs(5)).await {
+        Incoming::Closed(_) => {}
+        other => panic!("expected the socket closed, got {other:?}"),
+    }
+    let (code, _) = app.get("/healthz").await;
+    assert_eq!(code, 200);
+    let mut again =
+        GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    again.subscribe("again", &query(0), json!({})).await;
+    let data = again.next_data("again", Duration::from_secs(5)).await;
+    assert_eq!(data["presenceChanged"]["status"], "OFFLINE");
+}

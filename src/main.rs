@@ -13,7 +13,8 @@ use tracing_subscriber::EnvFilter;
 /// allocations across threads, where glibc spent a third of the CPU (measured with perf
 /// under the REGISTER benchmark). Its v2 line (the `v2` feature), not v3: with 100,000
 /// bindings registered in a burst, v3 held 2,320 bytes of RSS per binding once settled
-/// and v2 1,779 (scripts/bench/register, same run otherwise); the live data is ~1.2 KB.
+/// and v2 1,779 (scripts/bench/register memory stage, same machine and settings), and v3
+/// was ~10 % faster only at the top of the REGISTER curve. The live data is ~1.2 KB.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

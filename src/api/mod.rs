@@ -51,7 +51,7 @@ pub fn router(state: AppState) -> Router {
 /// attempt, and every event woken on a subscriber's socket polls a read: at its 128 KiB
 /// default that memset was most of the fan-out cost with 1,000 subscribers. Frames
 /// larger than this still arrive whole (the buffer grows for them).
-pub(crate) const WS_READ_BUFFER: usize = 4096;
+const WS_READ_BUFFER: usize = 4096;
 
 /// Configures a websocket upgrade: small read buffer, messages capped like HTTP bodies.
 pub(crate) fn tune_websocket(

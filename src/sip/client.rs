@@ -266,6 +266,15 @@ mod tests {
         (send, log)
     }
 
+    /// When each message went out, in ms after `start`.
+    fn offsets_ms(log: &SendLog, start: Instant) -> Vec<u64> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _)| (*t - start).as_millis() as u64)
+            .collect()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn invite_over_udp_retransmits_on_timer_a_and_times_out_on_timer_b() {
         let table = Arc::new(ClientTransactions::default());
@@ -274,12 +283,7 @@ mod tests {
         let mut events = table.start(request("INVITE"), "z9hG4bKabc".into(), false, send);
         assert_eq!(events.recv().await, Some(ClientEvent::Timeout));
         assert_eq!(start.elapsed(), TIMER_B);
-        let offsets: Vec<u64> = log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(t, _)| (*t - start).as_millis() as u64)
-            .collect();
+        let offsets = offsets_ms(&log, start);
         // T1 doubling: 0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s.
         assert_eq!(offsets, [0, 500, 1500, 3500, 7500, 15500, 31500]);
         assert!(table.is_empty());
@@ -340,12 +344,7 @@ mod tests {
         let mut events = table.start(request("BYE"), "z9hG4bKabc".into(), false, send);
         assert_eq!(events.recv().await, Some(ClientEvent::Timeout));
         assert_eq!(start.elapsed(), TIMER_B);
-        let offsets: Vec<u64> = log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(t, _)| (*t - start).as_millis() as u64)
-            .collect();
+        let offsets = offsets_ms(&log, start);
         assert_eq!(&offsets[..6], [0, 500, 1500, 3500, 7500, 11500]);
         assert!(offsets.windows(2).skip(4).all(|w| w[1] - w[0] == 4000));
     }

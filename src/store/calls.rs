@@ -147,41 +147,7 @@ pub struct CallFilter {
 impl Store {
     /// Inserts new calls and overwrites the state of known ones, as one batch.
     pub async fn upsert_calls(&self, rows: &[CallRow]) -> StoreResult<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Store::Postgres(pool) => {
-                let mut conn = pool.get().await?;
-                diesel::insert_into(call::table)
-                    .values(rows)
-                    .on_conflict(call::id)
-                    .do_update()
-                    .set(call_upsert_set!())
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
-            Store::Sqlite(pool) => {
-                let mut conn = pool.get().await?;
-                let rows = rows.to_vec();
-                conn.spawn_blocking(move |conn| {
-                    conn.immediate_transaction(|conn| {
-                        for row in &rows {
-                            let upsert = diesel::insert_into(call::table)
-                                .values(row)
-                                .on_conflict(call::id)
-                                .do_update()
-                                .set(call_upsert_set!());
-                            diesel::RunQueryDsl::execute(upsert, conn)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .await?;
-                Ok(())
-            }
-        }
+        super::batch_upsert!(self, rows, call::table, call::id, call_upsert_set!())
     }
 
     /// Calls of a PBX, newest first.

@@ -158,44 +158,9 @@ impl super::batch::BatchRow for DeviceRow {
 
 impl Store {
     /// Writes a batch: inserts new devices, overwrites known ones (all but their identity
-    /// and first registration). PostgreSQL takes the batch as one statement; SQLite (where
-    /// diesel cannot batch an upsert) as one transaction on one blocking call.
+    /// and first registration); see [`super::batch_upsert`].
     pub async fn upsert_devices(&self, rows: &[DeviceRow]) -> StoreResult<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Store::Postgres(pool) => {
-                let mut conn = pool.get().await?;
-                diesel::insert_into(device::table)
-                    .values(rows)
-                    .on_conflict(device::id)
-                    .do_update()
-                    .set(device_upsert_set!())
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
-            Store::Sqlite(pool) => {
-                let mut conn = pool.get().await?;
-                let rows = rows.to_vec();
-                conn.spawn_blocking(move |conn| {
-                    conn.immediate_transaction(|conn| {
-                        for row in &rows {
-                            let upsert = diesel::insert_into(device::table)
-                                .values(row)
-                                .on_conflict(device::id)
-                                .do_update()
-                                .set(device_upsert_set!());
-                            diesel::RunQueryDsl::execute(upsert, conn)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .await?;
-                Ok(())
-            }
-        }
+        super::batch_upsert!(self, rows, device::table, device::id, device_upsert_set!())
     }
 
     /// Id and first registration of a known device, live or not.

@@ -126,6 +126,52 @@ macro_rules! with_tx {
 }
 pub(crate) use with_tx;
 
+/// Writes a batch of rows: inserts new ones and overwrites the `$set` columns of known
+/// ones (conflict on `$key`). PostgreSQL takes the batch as one statement; SQLite (where
+/// diesel cannot batch an upsert) as one transaction on one blocking call. Evaluates to
+/// `StoreResult<()>`.
+macro_rules! batch_upsert {
+    ($store:expr, $rows:expr, $table:path, $key:expr, $set:expr) => {{
+        let rows = $rows;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match $store {
+            $crate::store::Store::Postgres(pool) => {
+                let mut conn = pool.get().await?;
+                diesel::insert_into($table)
+                    .values(rows)
+                    .on_conflict($key)
+                    .do_update()
+                    .set($set)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+            $crate::store::Store::Sqlite(pool) => {
+                let mut conn = pool.get().await?;
+                let rows = rows.to_vec();
+                conn.spawn_blocking(move |conn| {
+                    conn.immediate_transaction(|conn| {
+                        for row in &rows {
+                            let upsert = diesel::insert_into($table)
+                                .values(row)
+                                .on_conflict($key)
+                                .do_update()
+                                .set($set);
+                            diesel::RunQueryDsl::execute(upsert, conn)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+                Ok(())
+            }
+        }
+    }};
+}
+pub(crate) use batch_upsert;
+
 impl Store {
     /// Opens the database named by `database_url`, or the SQLite file in `data_dir`
     /// when there is none, and brings its schema up to date.

@@ -33,14 +33,10 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         numbers: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = PresenceEvent> + use<>> {
-        let (services, principal) = caller(ctx)?;
-        principal
-            .require(Scope::ExtensionsRead)
-            .map_err(|e| gql(e.into()))?;
         let filter = PresenceFilter {
             numbers: numbers.map(|n| n.into_iter().collect()),
         };
-        Ok(feed(services.clone(), principal.clone(), filter))
+        open_feed(ctx, Scope::ExtensionsRead, filter)
     }
 
     /// Devices of the caller's PBX registering, unregistering, expiring or being
@@ -49,11 +45,7 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = DeviceEvent> + use<>> {
-        let (services, principal) = caller(ctx)?;
-        principal
-            .require(Scope::PhonesRead)
-            .map_err(|e| gql(e.into()))?;
-        Ok(feed(services.clone(), principal.clone(), DeviceFilter))
+        open_feed(ctx, Scope::PhonesRead, DeviceFilter)
     }
 
     /// Calls ringing, answered and ended, of the watched extensions (all when `numbers`
@@ -63,14 +55,10 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         numbers: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = CallEvent> + use<>> {
-        let (services, principal) = caller(ctx)?;
-        principal
-            .require(Scope::ExtensionsRead)
-            .map_err(|e| gql(e.into()))?;
         let filter = CallFilter {
             numbers: numbers.map(|n| n.into_iter().collect()),
         };
-        Ok(feed(services.clone(), principal.clone(), filter))
+        open_feed(ctx, Scope::ExtensionsRead, filter)
     }
 
     /// Voicemail deposited, heard, deleted or purged in the caller's PBX (all mailboxes
@@ -80,14 +68,10 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         mailbox_ids: Option<Vec<ID>>,
     ) -> Result<impl Stream<Item = VoicemailEvent> + use<>> {
-        let (services, principal) = caller(ctx)?;
-        principal
-            .require(Scope::VoicemailRead)
-            .map_err(|e| gql(e.into()))?;
         let filter = VoicemailFilter {
             mailboxes: mailbox_ids.map(|ids| ids.into_iter().map(|id| id.0).collect()),
         };
-        Ok(feed(services.clone(), principal.clone(), filter))
+        open_feed(ctx, Scope::VoicemailRead, filter)
     }
 
     /// Extensions created, updated or deleted in the caller's PBX.
@@ -95,12 +79,19 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ExtensionEvent> + use<>> {
-        let (services, principal) = caller(ctx)?;
-        principal
-            .require(Scope::ExtensionsRead)
-            .map_err(|e| gql(e.into()))?;
-        Ok(feed(services.clone(), principal.clone(), ExtensionFilter))
+        open_feed(ctx, Scope::ExtensionsRead, ExtensionFilter)
     }
+}
+
+/// The caller's feed of `kind`, once it is known to hold `scope`.
+fn open_feed<K: FeedKind>(
+    ctx: &Context<'_>,
+    scope: Scope,
+    kind: K,
+) -> Result<impl Stream<Item = K::Item> + use<K>> {
+    let (services, principal) = caller(ctx)?;
+    principal.require(scope).map_err(|e| gql(e.into()))?;
+    Ok(feed(services.clone(), principal.clone(), kind))
 }
 
 struct CallFilter {

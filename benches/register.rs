@@ -17,9 +17,10 @@ mod common;
 mod support;
 
 use common::sip::{RawSip, free_port, header, status};
-use common::ws::{GqlWs, Incoming};
+use common::ws::GqlWs;
 use common::{Backend, TestApp};
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -127,50 +128,59 @@ async fn throughput(
     )
 }
 
-/// REGISTER → presenceChanged latency with `clients` websocket subscribers watching the
-/// sample extensions (each event fans out to every client).
-async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
+/// Who watches what in a latency run.
+#[derive(Clone, Copy, PartialEq)]
+enum Watch {
+    /// Every subscriber watches every sample extension: each event fans out to all.
+    All,
+    /// Subscriber `k` watches extension `k` alone: each event reaches one subscriber
+    /// while every other one stays subscribed.
+    Own,
+}
+
+/// REGISTER → presenceChanged latency with `clients` websocket subscribers.
+async fn presence_latency(clients: usize, samples: usize, watch: Watch) -> Latency {
+    let label = match watch {
+        Watch::All => "each watching every sample extension",
+        Watch::Own => "each watching its own extension",
+    };
     println!(
-        "\n== REGISTER → presenceChanged, {clients} websocket subscribers, {samples} registrations"
+        "\n== REGISTER → presenceChanged, {clients} websocket subscribers ({label}), {samples} registrations"
     );
     let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
-    let accounts = create_accounts(&app, 5000, samples).await;
-    let numbers: Vec<String> = accounts.iter().map(|a| a.number.clone()).collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String, Instant)>();
+    let extensions = if watch == Watch::Own {
+        clients.max(samples)
+    } else {
+        samples
+    };
+    let accounts = create_accounts(&app, 5000, extensions).await;
     let query = "subscription($n: [String!]) { presenceChanged(numbers: $n) { extension { number } status } }";
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
+    let mut sockets = Vec::with_capacity(clients);
+    let mut watching = Vec::with_capacity(clients);
+    for k in 0..clients {
+        let numbers: Vec<String> = match watch {
+            Watch::All => accounts[..samples]
+                .iter()
+                .map(|a| a.number.clone())
+                .collect(),
+            Watch::Own => vec![accounts[k].number.clone()],
+        };
         let mut ws =
             GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
         ws.subscribe("p", query, json!({"n": numbers})).await;
-        for _ in 0..samples {
+        for _ in 0..numbers.len() {
             ws.next_data("p", Duration::from_secs(30)).await;
         }
-        let tx = tx.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                match ws.next(Duration::from_secs(3600)).await {
-                    Incoming::Json(v) if v["type"] == "next" => {
-                        let p = &v["payload"]["data"]["presenceChanged"];
-                        let n = p["extension"]["number"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned();
-                        let s = p["status"].as_str().unwrap_or_default().to_owned();
-                        if tx.send((n, s, Instant::now())).is_err() {
-                            return;
-                        }
-                    }
-                    Incoming::Json(_) => {}
-                    Incoming::Closed(_) => return,
-                }
-            }
-        }));
+        sockets.push(ws.into_tcp());
+        watching.push(numbers);
     }
+    println!("  {clients} subscribers ready");
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
-    let mut latencies = Vec::with_capacity(clients * samples);
     let (server_cpu, bench_cpu) = (cpu_ms(app.pid()), cpu_ms(std::process::id()));
-    for (i, a) in accounts.iter().enumerate() {
+    let accounts = &accounts[..samples];
+    let numbers: Vec<String> = accounts.iter().map(|a| a.number.clone()).collect();
+    let run = measure_fanout(sockets, &watching, &numbers, async |i| {
+        let a = &accounts[i];
         let contact = format!("<sip:{}@{}>", a.number, raw.local());
         let first = raw
             .transact(&raw.register(&a.number, &format!("lat-{i}"), &contact, ""))
@@ -193,39 +203,271 @@ async fn presence_latency(clients: usize, samples: usize) -> (f64, f64, usize) {
         let sent = Instant::now();
         let resp = raw.transact(&request).await;
         assert_eq!(status(&resp), 200, "{resp}");
-        let mut got = 0;
-        while got < clients {
-            let Ok(Some((n, s, at))) =
-                tokio::time::timeout(Duration::from_secs(10), rx.recv()).await
-            else {
-                break;
-            };
-            if n == a.number && s == "AVAILABLE" {
-                latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
-                got += 1;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let deliveries = latencies.len().max(1) as f64;
+        sent
+    })
+    .await;
+    let deliveries = run.latencies.len().max(1) as f64;
     let server_us = (cpu_ms(app.pid()) - server_cpu) * 1000.0 / deliveries;
     let client_us = (cpu_ms(std::process::id()) - bench_cpu) * 1000.0 / deliveries;
+    run.print();
+    println!(
+        "  CPU per delivery: server {server_us:.1} µs, clients {client_us:.1} µs (REGISTERs included)"
+    );
+    run
+}
+
+/// The same fan-out without Switchboard: a bare tokio program (this benchmark, run again
+/// as a child process) that writes the very frame Switchboard sends to `clients` TCP
+/// sockets, one task per socket, as soon as it is told a number. No SIP, no store, no
+/// GraphQL, no websocket library: the floor this machine puts under any server.
+async fn fanout_reference(clients: usize, samples: usize) -> Latency {
+    println!(
+        "\n== reference: bare tokio fan-out of the same frame to {clients} TCP sockets, {samples} events"
+    );
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(REFERENCE_ENV, clients.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().unwrap();
+    let mut control = tokio::net::TcpStream::connect(addr).await.unwrap();
+    control.set_nodelay(true).unwrap();
+    let mut sockets = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        sockets.push(s);
+    }
+    // The reference answers once every socket is accepted.
+    let mut ready = [0u8; 1];
+    tokio::io::AsyncReadExt::read_exact(&mut control, &mut ready)
+        .await
+        .unwrap();
+    let numbers: Vec<String> = (0..samples).map(|i| (9000 + i).to_string()).collect();
+    let watching = vec![numbers.clone(); clients];
+    let (server_cpu, bench_cpu) = (cpu_ms(child.id()), cpu_ms(std::process::id()));
+    let control = tokio::sync::Mutex::new(control);
+    let run = measure_fanout(sockets, &watching, &numbers, async |i| {
+        let sent = Instant::now();
+        let line = format!("{}\n", numbers[i]);
+        tokio::io::AsyncWriteExt::write_all(&mut *control.lock().await, line.as_bytes())
+            .await
+            .unwrap();
+        sent
+    })
+    .await;
+    let deliveries = run.latencies.len().max(1) as f64;
+    let server_us = (cpu_ms(child.id()) - server_cpu) * 1000.0 / deliveries;
+    let client_us = (cpu_ms(std::process::id()) - bench_cpu) * 1000.0 / deliveries;
+    run.print();
+    println!("  CPU per delivery: reference {server_us:.1} µs, clients {client_us:.1} µs");
+    let _ = child.kill();
+    let _ = child.wait();
+    run
+}
+
+const REFERENCE_ENV: &str = "SWITCHBOARD_BENCH_FANOUT_REFERENCE";
+
+/// The child side of [`fanout_reference`]: a 2-worker tokio runtime (what Switchboard
+/// runs on here) that accepts a control socket and then `clients` subscriber sockets.
+fn reference_server(clients: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        let (control, _) = listener.accept().await.unwrap();
+        let (events, _) = tokio::sync::broadcast::channel::<std::sync::Arc<Vec<u8>>>(64);
+        for _ in 0..clients {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.set_nodelay(true).unwrap();
+            let mut rx = events.subscribe();
+            tokio::spawn(async move {
+                while let Ok(frame) = rx.recv().await {
+                    if socket.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let (read, mut write) = control.into_split();
+        write.write_all(b"R").await.unwrap();
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        while let Ok(Some(number)) = lines.next_line().await {
+            let text = format!(
+                r#"{{"id":"p","type":"next","payload":{{"data":{{"presenceChanged":{{"extension":{{"number":"{number}"}},"status":"AVAILABLE"}}}}}}}}"#
+            );
+            let _ = events.send(std::sync::Arc::new(server_text_frame(text.as_bytes())));
+        }
+    });
+}
+
+/// An unmasked websocket text frame, as a server sends it.
+fn server_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n if n < 126 => frame.push(n as u8),
+        n if n <= 0xffff => {
+            frame.push(126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Latencies of one run, in milliseconds, sorted.
+struct Latency {
+    latencies: Vec<f64>,
+}
+
+impl Latency {
+    fn p(&self, q: f64) -> f64 {
+        percentile(&self.latencies, q)
+    }
+
+    fn print(&self) {
+        println!(
+            "  deliveries {}  min {:.2} ms  p10 {:.2} ms  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            self.latencies.len(),
+            self.p(0.0),
+            self.p(0.1),
+            self.p(0.5),
+            self.p(0.99),
+            self.p(1.0),
+        );
+    }
+}
+
+/// Triggers event `i` for every sample (`trigger` returns when it was sent), waits until
+/// every subscriber watching that number has it, and collects the latencies. Subscribers
+/// are read by a lean frame parser (one task each, no JSON parse, no channel), so the
+/// figures measure the server rather than the benchmark's own websocket client.
+async fn measure_fanout(
+    sockets: Vec<tokio::net::TcpStream>,
+    watching: &[Vec<String>],
+    numbers: &[String],
+    mut trigger: impl AsyncFnMut(usize) -> Instant,
+) -> Latency {
+    use std::sync::{Arc, Mutex};
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect(),
+    );
+    let arrivals: Arc<Vec<Mutex<Vec<Instant>>>> =
+        Arc::new((0..numbers.len()).map(|_| Mutex::new(Vec::new())).collect());
+    let expected: Vec<usize> = numbers
+        .iter()
+        .map(|n| watching.iter().filter(|w| w.contains(n)).count())
+        .collect();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|socket| {
+            let (index, arrivals, wake) = (index.clone(), arrivals.clone(), wake.clone());
+            tokio::spawn(read_frames(socket, move |text| {
+                let at = Instant::now();
+                let Some(number) = json_string_after(text, b"\"number\":\"") else {
+                    return;
+                };
+                if json_string_after(text, b"\"status\":\"") != Some("AVAILABLE") {
+                    return;
+                }
+                if let Some(&i) = index.get(number) {
+                    arrivals[i].lock().unwrap().push(at);
+                    wake.notify_one();
+                }
+            }))
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for i in 0..numbers.len() {
+        let sent = trigger(i).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while arrivals[i].lock().unwrap().len() < expected[i] && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(50), wake.notified()).await;
+        }
+        let got = std::mem::take(&mut *arrivals[i].lock().unwrap());
+        if got.len() < expected[i] {
+            println!(
+                "  event {i}: only {} of {} deliveries within 10 s",
+                got.len(),
+                expected[i]
+            );
+        }
+        latencies.extend(
+            got.iter()
+                .map(|at| at.duration_since(sent).as_secs_f64() * 1000.0),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for t in tasks {
         t.abort();
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
-    println!(
-        "  deliveries {}  min {:.2} ms  p10 {:.2} ms  p50 {p50:.2} ms  p99 {p99:.2} ms  max {:.2} ms",
-        latencies.len(),
-        latencies.first().copied().unwrap_or(f64::NAN),
-        percentile(&latencies, 0.1),
-        latencies.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "  CPU per delivery: server {server_us:.1} µs, clients {client_us:.1} µs (REGISTERs included)"
-    );
-    (p50, p99, latencies.len())
+    Latency { latencies }
+}
+
+/// Reads server websocket frames (unmasked) off `socket` and hands each text payload to
+/// `on_text`; ends when the socket does.
+async fn read_frames(mut socket: tokio::net::TcpStream, mut on_text: impl FnMut(&[u8])) {
+    use tokio::io::AsyncReadExt;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        // Whole frames first.
+        let mut used = 0;
+        while let Some((opcode, start, end)) = frame_at(&buf[used..]) {
+            if opcode == 1 {
+                on_text(&buf[used + start..used + end]);
+            }
+            used += end;
+        }
+        buf.drain(..used);
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        match socket.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The opcode and payload range of the complete frame at the start of `b`, if any.
+fn frame_at(b: &[u8]) -> Option<(u8, usize, usize)> {
+    let (&first, &second) = (b.first()?, b.get(1)?);
+    let (len, header) = match second & 0x7f {
+        126 => (u16::from_be_bytes([*b.get(2)?, *b.get(3)?]) as usize, 4),
+        127 => (
+            u64::from_be_bytes(b.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    (b.len() >= header + len).then_some((first & 0x0f, header, header + len))
+}
+
+/// The JSON string value right after `key` (no escapes expected: numbers and enums).
+fn json_string_after<'a>(text: &'a [u8], key: &[u8]) -> Option<&'a str> {
+    let at = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let len = text[at..].iter().position(|&c| c == b'"')?;
+    std::str::from_utf8(&text[at..at + len]).ok()
 }
 
 /// RSS growth per live binding, 100,000 bindings over TCP.
@@ -285,6 +527,12 @@ async fn memory_per_binding(
 }
 
 fn main() {
+    if let Some(clients) = std::env::var(REFERENCE_ENV)
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        return reference_server(clients);
+    }
     let args: Vec<String> = std::env::args().collect();
     let has = |f: &str| args.iter().any(|a| a == f);
     let quick = has("--quick");
@@ -301,14 +549,17 @@ fn main() {
         } else {
             throughput(&work, quick, has("--skip-kamailio"), shim.as_deref()).await
         };
-        let mut single = None;
-        let (p50, p99, deliveries) = if has("--skip-latency") {
-            (f64::NAN, f64::NAN, 0)
+        let latency = if has("--skip-latency") {
+            None
         } else {
+            let (clients, samples) = if quick { (200, 10) } else { (1000, 50) };
             // One subscriber first: the event path alone, as a reference for the fan-out.
-            let (one_p50, one_p99, _) = presence_latency(1, 50).await;
-            single = Some((one_p50, one_p99));
-            presence_latency(if quick { 200 } else { 1000 }, if quick { 10 } else { 50 }).await
+            let single = presence_latency(1, 50, Watch::All).await;
+            let all = presence_latency(clients, samples, Watch::All).await;
+            // One delivery per event here, so more events for a meaningful p99.
+            let own = presence_latency(clients, samples * 4, Watch::Own).await;
+            let floor = fanout_reference(clients, samples).await;
+            Some((single, all, own, floor))
         };
         let (per_binding, live) = if has("--skip-memory") {
             (f64::NAN, 0)
@@ -329,10 +580,25 @@ fn main() {
             }
             _ => println!("  kamailio    REGISTER+digest: not measured in this run"),
         }
-        if let Some((one_p50, one_p99)) = single {
-            println!("  presenceChanged latency, 1 subscriber: p50 {one_p50:.2} ms, p99 {one_p99:.2} ms");
+        if let Some((single, all, own, floor)) = latency {
+            let line = |what: &str, l: &Latency| {
+                println!(
+                    "  {what}: p50 {:.2} ms, p99 {:.2} ms over {} deliveries",
+                    l.p(0.5),
+                    l.p(0.99),
+                    l.latencies.len()
+                )
+            };
+            line("presenceChanged, 1 subscriber", &single);
+            line("presenceChanged, all subscribers watch the extension", &all);
+            line("presenceChanged, each subscriber watches its own", &own);
+            line("reference bare tokio fan-out (same frame, same sockets)", &floor);
+            println!(
+                "  fan-out to all vs the bare reference: p50 {:.2}×, p99 {:.2}×",
+                all.p(0.5) / floor.p(0.5),
+                all.p(0.99) / floor.p(0.99)
+            );
         }
-        println!("  presenceChanged latency: p50 {p50:.2} ms, p99 {p99:.2} ms over {deliveries} deliveries");
         println!("  memory per binding: {per_binding:.0} bytes at {live} live bindings");
         let _ = std::fs::remove_dir_all(&work);
     });

@@ -1,14 +1,16 @@
 //! Typed events and the bus that carries them to subscribers.
 //!
 //! A change is published only after it is stored. Each event gets the next value of one
-//! sequence, and sequence assignment and broadcast happen under one lock, so every
-//! subscriber sees events in sequence order. The channel is bounded: a subscriber that
-//! falls more than `capacity` events behind gets `Lagged` from tokio and must resync
+//! sequence, and sequence assignment and delivery happen under one lock, so every
+//! subscriber sees events in sequence order. Each subscriber's queue is bounded: one that
+//! falls more than `capacity` events behind gets [`RecvError::Lagged`] and must resync
 //! from a snapshot (the GraphQL subscriptions do exactly that).
 
 use crate::domain::{Call, CallState, Device, ExtensionView, PresenceStatus};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 /// `id`, `number` and `name` of the extension an event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +141,15 @@ pub struct Envelope {
     pub event: Event,
 }
 
+/// Which events a subscriber takes; runs on the publisher's side, so keep it cheap.
+pub type Filter = Box<dyn Fn(&Event) -> bool + Send + Sync>;
+
 /// The in-process event bus: a cheap handle, clone it freely.
+///
+/// Events are routed, not broadcast: each subscriber names its PBX (or every PBX) and a
+/// filter, and `publish` hands an event only to the subscribers that take it. A console
+/// watching one extension is not woken for the other 999, and a PBX's events never reach
+/// another PBX's subscribers at all.
 #[derive(Clone)]
 pub struct Bus {
     inner: Arc<Mutex<BusInner>>,
@@ -147,22 +157,102 @@ pub struct Bus {
 
 struct BusInner {
     sequence: u64,
-    sender: broadcast::Sender<Arc<Envelope>>,
+    capacity: usize,
+    next_id: u64,
+    /// Subscribers of one PBX, by PBX id.
+    by_pbx: HashMap<String, Vec<Slot>>,
+    /// Subscribers of every PBX.
+    everywhere: Vec<Slot>,
 }
 
-/// A subscription: events after `sequence`, in order.
+struct Slot {
+    id: u64,
+    filter: Filter,
+    queue: mpsc::Sender<Arc<Envelope>>,
+    /// Events dropped because the queue was full, not yet reported.
+    missed: Arc<AtomicU64>,
+}
+
+impl Slot {
+    fn offer(&self, envelope: &Arc<Envelope>) {
+        if (self.filter)(&envelope.event) && self.queue.try_send(envelope.clone()).is_err() {
+            // Full (a closed queue's slot is removed when its receiver drops).
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A subscription: the events it takes after `sequence`, in order.
 pub struct Subscription {
     pub sequence: u64,
-    pub receiver: broadcast::Receiver<Arc<Envelope>>,
+    pub receiver: Receiver,
+}
+
+/// The receiving end of a subscription; dropping it unsubscribes.
+pub struct Receiver {
+    queue: mpsc::Receiver<Arc<Envelope>>,
+    missed: Arc<AtomicU64>,
+    bus: Bus,
+    pbx: Option<String>,
+    id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// This many events were dropped because the subscriber fell `capacity` behind;
+    /// it must resync from a snapshot. Events still queued are older than the gap.
+    Lagged(u64),
+    Closed,
+}
+
+impl Receiver {
+    pub async fn recv(&mut self) -> Result<Arc<Envelope>, RecvError> {
+        let missed = self.missed.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            return Err(RecvError::Lagged(missed));
+        }
+        self.queue.recv().await.ok_or(RecvError::Closed)
+    }
+
+    /// Drops everything queued and returns the sequence reached: a snapshot read after
+    /// this covers every dropped event. What to do on [`RecvError::Lagged`]; with the
+    /// stale backlog gone, the queue has room again at once.
+    pub fn clear(&mut self) -> u64 {
+        let inner = self.bus.lock();
+        while self.queue.try_recv().is_ok() {}
+        self.missed.store(0, Ordering::Relaxed);
+        inner.sequence
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let mut inner = self.bus.lock();
+        let slots = match &self.pbx {
+            Some(pbx) => inner.by_pbx.get_mut(pbx),
+            None => Some(&mut inner.everywhere),
+        };
+        if let Some(slots) = slots {
+            slots.retain(|s| s.id != self.id);
+            if slots.is_empty()
+                && let Some(pbx) = &self.pbx
+            {
+                inner.by_pbx.remove(pbx);
+            }
+        }
+    }
 }
 
 impl Bus {
+    /// `capacity`: how many events a subscriber may fall behind before it lags.
     pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity);
         Self {
             inner: Arc::new(Mutex::new(BusInner {
                 sequence: 0,
-                sender,
+                capacity: capacity.max(1),
+                next_id: 0,
+                by_pbx: HashMap::new(),
+                everywhere: Vec::new(),
             })),
         }
     }
@@ -180,22 +270,57 @@ impl Bus {
         let mut inner = self.lock();
         inner.sequence += 1;
         let sequence = inner.sequence;
-        let _ = inner.sender.send(Arc::new(Envelope { sequence, event }));
+        let envelope = Arc::new(Envelope { sequence, event });
+        if let Some(slots) = inner.by_pbx.get(envelope.event.pbx_id()) {
+            slots.iter().for_each(|s| s.offer(&envelope));
+        }
+        inner.everywhere.iter().for_each(|s| s.offer(&envelope));
         sequence
     }
 
-    /// A receiver for every event after the returned sequence. Whatever a snapshot
-    /// read after this call shows includes every event up to `sequence`.
-    pub fn subscribe(&self) -> Subscription {
-        let inner = self.lock();
+    /// Events of PBX `pbx` (of every PBX when `None`) that `filter` takes, from the
+    /// returned sequence on. Whatever a snapshot read after this call shows includes
+    /// every event up to `sequence`.
+    pub fn subscribe(
+        &self,
+        pbx: Option<&str>,
+        filter: impl Fn(&Event) -> bool + Send + Sync + 'static,
+    ) -> Subscription {
+        let mut inner = self.lock();
+        let (queue, receiver) = mpsc::channel(inner.capacity);
+        let missed = Arc::new(AtomicU64::new(0));
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let slot = Slot {
+            id,
+            filter: Box::new(filter),
+            queue,
+            missed: missed.clone(),
+        };
+        match pbx {
+            Some(pbx) => inner.by_pbx.entry(pbx.to_owned()).or_default().push(slot),
+            None => inner.everywhere.push(slot),
+        }
         Subscription {
             sequence: inner.sequence,
-            receiver: inner.sender.subscribe(),
+            receiver: Receiver {
+                queue: receiver,
+                missed,
+                bus: self.clone(),
+                pbx: pbx.map(str::to_owned),
+                id,
+            },
         }
     }
 
     pub fn sequence(&self) -> u64 {
         self.lock().sequence
+    }
+
+    /// Live subscriptions (for tests and diagnostics).
+    pub fn subscribers(&self) -> usize {
+        let inner = self.lock();
+        inner.everywhere.len() + inner.by_pbx.values().map(Vec::len).sum::<usize>()
     }
 }
 
@@ -204,8 +329,12 @@ mod tests {
     use super::*;
 
     fn presence(number: &str) -> Event {
+        presence_in("pbx_1", number)
+    }
+
+    fn presence_in(pbx: &str, number: &str) -> Event {
         Event::Presence(PresenceChange {
-            pbx_id: "pbx_1".into(),
+            pbx_id: pbx.into(),
             extension: ExtensionRef {
                 id: format!("ext_{number}"),
                 number: number.into(),
@@ -222,7 +351,7 @@ mod tests {
     async fn subscribers_see_only_later_events_in_sequence_order() {
         let bus = Bus::new(16);
         assert_eq!(bus.publish(presence("10")), 1);
-        let mut sub = bus.subscribe();
+        let mut sub = bus.subscribe(Some("pbx_1"), |_| true);
         assert_eq!(sub.sequence, 1);
         bus.publish(presence("11"));
         bus.publish(presence("12"));
@@ -234,14 +363,84 @@ mod tests {
     #[tokio::test]
     async fn a_slow_subscriber_is_told_it_lagged() {
         let bus = Bus::new(2);
-        let mut sub = bus.subscribe();
+        let mut sub = bus.subscribe(None, |_| true);
         for n in 10..15 {
             bus.publish(presence(&n.to_string()));
         }
-        assert!(matches!(
-            sub.receiver.recv().await,
-            Err(broadcast::error::RecvError::Lagged(3))
-        ));
+        assert_eq!(sub.receiver.recv().await, Err(RecvError::Lagged(3)));
+        // Clearing drops the stale backlog and says where a snapshot must start; the
+        // queue has room for later events at once.
+        assert_eq!(sub.receiver.clear(), 5);
+        bus.publish(presence("16"));
+        bus.publish(presence("17"));
+        assert_eq!(sub.receiver.recv().await.unwrap().sequence, 6);
+        assert_eq!(sub.receiver.recv().await.unwrap().sequence, 7);
+    }
+
+    fn number_of(e: &Envelope) -> &str {
+        match &e.event {
+            Event::Presence(p) => &p.extension.number,
+            _ => "",
+        }
+    }
+
+    #[tokio::test]
+    async fn events_reach_only_their_pbx_and_the_subscribers_whose_filter_takes_them() {
+        let bus = Bus::new(16);
+        let mut watches_11 = bus.subscribe(
+            Some("pbx_1"),
+            |e| matches!(e, Event::Presence(p) if p.extension.number == "11"),
+        );
+        let mut all_of_pbx_1 = bus.subscribe(Some("pbx_1"), |_| true);
+        let mut pbx_2 = bus.subscribe(Some("pbx_2"), |_| true);
+        let mut everywhere = bus.subscribe(None, |_| true);
+        bus.publish(presence_in("pbx_1", "10"));
+        bus.publish(presence_in("pbx_2", "11"));
+        bus.publish(presence_in("pbx_1", "11"));
+
+        let next = async |r: &mut Receiver| {
+            let e = r.recv().await.unwrap();
+            (e.sequence, number_of(&e).to_owned())
+        };
+        assert_eq!(next(&mut watches_11.receiver).await, (3, "11".into()));
+        assert_eq!(next(&mut all_of_pbx_1.receiver).await, (1, "10".into()));
+        assert_eq!(next(&mut all_of_pbx_1.receiver).await, (3, "11".into()));
+        assert_eq!(next(&mut pbx_2.receiver).await, (2, "11".into()));
+        for want in 1..=3 {
+            assert_eq!(next(&mut everywhere.receiver).await.0, want);
+        }
+        let quiet = std::time::Duration::from_millis(20);
+        for r in [
+            &mut watches_11,
+            &mut all_of_pbx_1,
+            &mut pbx_2,
+            &mut everywhere,
+        ] {
+            assert!(
+                tokio::time::timeout(quiet, r.receiver.recv())
+                    .await
+                    .is_err(),
+                "nothing else was delivered"
+            );
+        }
+    }
+
+    #[test]
+    fn dropping_a_receiver_unsubscribes_it() {
+        let bus = Bus::new(4);
+        let a = bus.subscribe(Some("pbx_1"), |_| true);
+        let b = bus.subscribe(None, |_| true);
+        let c = bus.subscribe(Some("pbx_1"), |_| true);
+        assert_eq!(bus.subscribers(), 3);
+        drop(a);
+        assert_eq!(bus.subscribers(), 2);
+        drop((b, c));
+        assert_eq!(bus.subscribers(), 0);
+        assert!(
+            bus.lock().by_pbx.is_empty(),
+            "no empty PBX entry left behind"
+        );
+        bus.publish(presence("10"));
     }
 
     #[test]

@@ -254,7 +254,10 @@ pub async fn start(
         shutdown.clone(),
     ));
     let listener = core.clone();
-    let mut events = core.services.bus.subscribe();
+    let mut events = core
+        .services
+        .bus
+        .subscribe(None, |e| matches!(e, crate::events::Event::Voicemail(_)));
     let stop = shutdown.clone();
     tokio::spawn(async move {
         loop {
@@ -268,10 +271,10 @@ pub async fn start(
                         listener.on_voicemail_change(change).await;
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Err(crate::events::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "MWI fell behind the event bus");
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(crate::events::RecvError::Closed) => return,
             }
         }
     });

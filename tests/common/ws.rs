@@ -123,6 +123,15 @@ impl GqlWs {
         }
     }
 
+    /// The TCP socket underneath, for a reader that parses frames itself (the
+    /// benchmark). Call only when nothing more is pending.
+    pub fn into_tcp(self) -> tokio::net::TcpStream {
+        match self.socket.into_inner() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,
+            _ => panic!("the tests speak plain ws://"),
+        }
+    }
+
     /// Whether nothing arrives for `quiet`.
     pub async fn is_quiet(&mut self, quiet: Duration) -> bool {
         tokio::time::timeout(quiet, self.socket.next())

@@ -14,13 +14,13 @@ use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
 use crate::events::{
     CauseKind, ChangeKind, DeviceChangeKind, Envelope, Event, ExtensionRef, PresenceCause,
+    RecvError,
 };
 use crate::service::{ServiceError, ServiceResult, Services};
 use async_graphql::{Context, ID, Result, Subscription};
 use futures_util::Stream;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
 
 pub struct SubscriptionRoot;
 
@@ -99,7 +99,7 @@ struct CallFilter {
 }
 
 impl CallFilter {
-    fn wants(&self, call: &crate::domain::Call) -> bool {
+    fn watches(&self, call: &crate::domain::Call) -> bool {
         self.numbers.as_ref().is_none_or(|n| {
             (call.caller_extension_id.is_some() && n.contains(&call.caller_number))
                 || (call.callee_extension_id.is_some() && n.contains(&call.callee_number))
@@ -111,10 +111,14 @@ impl FeedKind for CallFilter {
     type Item = CallEvent;
     const OPENS_WITH_SNAPSHOT: bool = true;
 
+    fn wants(&self, event: &Event) -> bool {
+        matches!(event, Event::Call(change) if self.watches(&change.call))
+    }
+
     fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<CallEvent> {
         match &envelope.event {
             Event::Call(change)
-                if change.pbx_id == principal.pbx_id && self.wants(&change.call) =>
+                if change.pbx_id == principal.pbx_id && self.watches(&change.call) =>
             {
                 Some(CallEvent {
                     kind: change.kind,
@@ -142,7 +146,7 @@ impl FeedKind for CallFilter {
         Ok(page
             .calls
             .into_iter()
-            .filter(|c| self.wants(c))
+            .filter(|c| self.watches(c))
             .map(|c| CallEvent {
                 kind: c.state,
                 call: CallObject(c),
@@ -159,6 +163,10 @@ pub struct DeviceFilter;
 impl FeedKind for DeviceFilter {
     type Item = DeviceEvent;
     const OPENS_WITH_SNAPSHOT: bool = false;
+
+    fn wants(&self, event: &Event) -> bool {
+        matches!(event, Event::Device(_))
+    }
 
     fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<DeviceEvent> {
         match &envelope.event {
@@ -205,18 +213,26 @@ struct VoicemailFilter {
     mailboxes: Option<HashSet<String>>,
 }
 
+impl VoicemailFilter {
+    fn watches(&self, mailbox_id: &str) -> bool {
+        self.mailboxes
+            .as_ref()
+            .is_none_or(|m| m.contains(mailbox_id))
+    }
+}
+
 impl FeedKind for VoicemailFilter {
     type Item = VoicemailEvent;
     const OPENS_WITH_SNAPSHOT: bool = false;
 
+    fn wants(&self, event: &Event) -> bool {
+        matches!(event, Event::Voicemail(change) if self.watches(&change.mailbox_id))
+    }
+
     fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<VoicemailEvent> {
         match &envelope.event {
             Event::Voicemail(change)
-                if change.pbx_id == principal.pbx_id
-                    && self
-                        .mailboxes
-                        .as_ref()
-                        .is_none_or(|m| m.contains(&change.mailbox_id)) =>
+                if change.pbx_id == principal.pbx_id && self.watches(&change.mailbox_id) =>
             {
                 Some(VoicemailEvent::from_change(change, envelope.sequence))
             }
@@ -238,11 +254,17 @@ impl FeedKind for VoicemailFilter {
 }
 
 /// What one kind of feed selects from the bus and how it takes a snapshot.
-trait FeedKind: Send + 'static {
+trait FeedKind: Send + Sync + 'static {
     type Item: Send + 'static;
     /// Whether the feed opens with a snapshot (otherwise only resyncs send one).
     const OPENS_WITH_SNAPSHOT: bool;
 
+    /// Whether the feed takes `event` (of the caller's PBX: the bus routes by PBX).
+    /// Runs on the publisher's side for every subscriber of the PBX, so it only looks.
+    fn wants(&self, event: &Event) -> bool;
+
+    /// The item for an event the feed takes; `None` for any other (a second check,
+    /// the PBX included, so nothing leaks should the routing ever change).
     fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<Self::Item>;
 
     fn snapshot(
@@ -259,7 +281,7 @@ struct PresenceFilter {
 }
 
 impl PresenceFilter {
-    fn wants(&self, number: &str) -> bool {
+    fn watches(&self, number: &str) -> bool {
         self.numbers.as_ref().is_none_or(|n| n.contains(number))
     }
 }
@@ -268,10 +290,14 @@ impl FeedKind for PresenceFilter {
     type Item = PresenceEvent;
     const OPENS_WITH_SNAPSHOT: bool = true;
 
+    fn wants(&self, event: &Event) -> bool {
+        matches!(event, Event::Presence(change) if self.watches(&change.extension.number))
+    }
+
     fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<PresenceEvent> {
         match &envelope.event {
             Event::Presence(change)
-                if change.pbx_id == principal.pbx_id && self.wants(&change.extension.number) =>
+                if change.pbx_id == principal.pbx_id && self.watches(&change.extension.number) =>
             {
                 Some(PresenceEvent::from_change(change, envelope.sequence))
             }
@@ -290,7 +316,7 @@ impl FeedKind for PresenceFilter {
         let at = now_ms();
         Ok(views
             .into_iter()
-            .filter(|v| self.wants(&v.extension.number))
+            .filter(|v| self.watches(&v.extension.number))
             .map(|v| {
                 let change = crate::events::PresenceChange {
                     pbx_id: principal.pbx_id.clone(),
@@ -315,6 +341,10 @@ struct ExtensionFilter;
 impl FeedKind for ExtensionFilter {
     type Item = ExtensionEvent;
     const OPENS_WITH_SNAPSHOT: bool = false;
+
+    fn wants(&self, event: &Event) -> bool {
+        matches!(event, Event::Extension(_))
+    }
 
     fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<ExtensionEvent> {
         match &envelope.event {
@@ -350,10 +380,10 @@ impl FeedKind for ExtensionFilter {
 }
 
 struct FeedState<K: FeedKind> {
-    kind: K,
+    kind: Arc<K>,
     services: Arc<Services>,
     principal: Principal,
-    receiver: tokio::sync::broadcast::Receiver<Arc<Envelope>>,
+    receiver: crate::events::Receiver,
     /// A snapshot to send before anything else: its cause and sequence.
     snapshot_due: Option<(CauseKind, u64)>,
     /// Events up to this sequence are already covered by the last snapshot.
@@ -366,7 +396,11 @@ fn feed<K: FeedKind>(
     principal: Principal,
     kind: K,
 ) -> impl Stream<Item = K::Item> {
-    let sub = services.bus.subscribe();
+    let kind = Arc::new(kind);
+    let filter = kind.clone();
+    let sub = services
+        .bus
+        .subscribe(Some(&principal.pbx_id), move |e| filter.wants(e));
     let state = FeedState {
         snapshot_due: K::OPENS_WITH_SNAPSHOT.then_some((CauseKind::Snapshot, sub.sequence)),
         covered_until: sub.sequence,
@@ -405,10 +439,8 @@ fn feed<K: FeedKind>(
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    // Start over at the tail: the snapshot covers everything before it,
-                    // and a backlog of stale events would only lag again.
-                    st.receiver = st.receiver.resubscribe();
-                    let sequence = st.services.bus.sequence();
+                    // The snapshot covers everything up to now, the stale backlog too.
+                    let sequence = st.receiver.clear();
                     tracing::warn!(missed, pbx.id = %st.principal.pbx_id, "subscriber lagged; resending a snapshot");
                     st.covered_until = sequence;
                     st.snapshot_due = Some((CauseKind::Resync, sequence));

@@ -130,8 +130,10 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
     };
     let sip = crate::sip::start(services.clone(), sip_config, shutdown.clone()).await?;
     tokio::spawn(maintenance(services.clone(), shutdown.clone()));
+    let schema = api::graphql::build_schema(Some(services.clone()));
     let state = AppState {
-        schema: api::graphql::build_schema(Some(services.clone())),
+        subscriptions: api::graphql::SubscriptionExecutor::new(schema.clone()),
+        schema,
         services: services.clone(),
         sip: Some(sip.core.clone()),
         shutdown: shutdown.clone(),

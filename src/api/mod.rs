@@ -29,6 +29,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub services: Arc<Services>,
     pub schema: graphql::AppSchema,
+    /// Runs websocket operations; shares one execution among identical subscriptions.
+    pub subscriptions: graphql::SubscriptionExecutor,
     /// The SIP core, for SIP over WebSocket at `/sip`.
     pub sip: Option<Arc<crate::sip::SipCore>>,
     pub shutdown: CancellationToken,

@@ -47,7 +47,7 @@ impl fmt::Display for Scope {
 }
 
 /// A set of scopes; stored as a comma-separated list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ScopeSet(u8);
 
 impl ScopeSet {

@@ -1,6 +1,7 @@
 //! GraphQL: the schema (Query, Mutation, Subscription) and its HTTP and websocket
 //! endpoints. `schema.graphql` at the repository root is generated from this module.
 
+mod fanout;
 mod mutation;
 mod query;
 mod subscription;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
+pub use fanout::SubscriptionExecutor;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;

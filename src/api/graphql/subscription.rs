@@ -18,9 +18,11 @@ use crate::events::{
 };
 use crate::service::{ServiceError, ServiceResult, Services};
 use async_graphql::{Context, ID, Result, Subscription};
-use futures_util::Stream;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct SubscriptionRoot;
 
@@ -83,15 +85,68 @@ impl SubscriptionRoot {
     }
 }
 
+/// How a feed runs when the websocket layer shares one execution among many sockets
+/// (see `fanout`); without it in the request data, a feed opens with its snapshot and
+/// then follows the bus.
+#[derive(Clone)]
+pub enum FeedMode {
+    /// Only a snapshot with this cause (nothing for an opening `SNAPSHOT` of a feed that
+    /// opens without one), then the end. The sequence it covers is stored in `covers`;
+    /// it stays `u64::MAX` when the snapshot failed.
+    Snapshot {
+        cause: CauseKind,
+        covers: Arc<AtomicU64>,
+    },
+    /// No opening snapshot; before each item is yielded, `at` gets its sequence.
+    Live { at: Arc<AtomicU64> },
+}
+
 /// The caller's feed of `kind`, once it is known to hold `scope`.
 fn open_feed<K: FeedKind>(
     ctx: &Context<'_>,
     scope: Scope,
     kind: K,
-) -> Result<impl Stream<Item = K::Item> + use<K>> {
+) -> Result<BoxStream<'static, K::Item>> {
     let (services, principal) = caller(ctx)?;
     principal.require(scope).map_err(|e| gql(e.into()))?;
-    Ok(feed(services.clone(), principal.clone(), kind))
+    let (services, principal) = (services.clone(), principal.clone());
+    Ok(match ctx.data_opt::<FeedMode>().cloned() {
+        None => feed(services, principal, kind, true, None).boxed(),
+        Some(FeedMode::Live { at }) => feed(services, principal, kind, false, Some(at)).boxed(),
+        Some(FeedMode::Snapshot { cause, covers }) => {
+            snapshot_only(services, principal, kind, cause, covers).boxed()
+        }
+    })
+}
+
+/// The snapshot a feed of `kind` would send now, as a stream that then ends.
+fn snapshot_only<K: FeedKind>(
+    services: Arc<Services>,
+    principal: Principal,
+    kind: K,
+    cause: CauseKind,
+    covers: Arc<AtomicU64>,
+) -> impl Stream<Item = K::Item> {
+    covers.store(u64::MAX, Ordering::Relaxed);
+    futures_util::stream::once(async move {
+        // The snapshot is read after the sequence, so it includes every event up to it.
+        let sequence = services.bus.sequence();
+        if cause == CauseKind::Snapshot && !K::OPENS_WITH_SNAPSHOT {
+            covers.store(sequence, Ordering::Relaxed);
+            return Vec::new();
+        }
+        match kind.snapshot(&services, &principal, cause, sequence).await {
+            Ok(items) => {
+                covers.store(sequence, Ordering::Relaxed);
+                items
+            }
+            Err(e) => {
+                log_feed_error(&e);
+                Vec::new()
+            }
+        }
+    })
+    .flat_map(futures_util::stream::iter)
 }
 
 struct CallFilter {
@@ -389,12 +444,28 @@ struct FeedState<K: FeedKind> {
     /// Events up to this sequence are already covered by the last snapshot.
     covered_until: u64,
     pending: VecDeque<K::Item>,
+    at: Option<Arc<AtomicU64>>,
 }
 
+impl<K: FeedKind> FeedState<K> {
+    /// `item`, noting its sequence for whoever shares this feed's output.
+    fn emit(self, item: K::Item, sequence: u64) -> Option<(K::Item, Self)> {
+        if let Some(at) = &self.at {
+            at.store(sequence, Ordering::Relaxed);
+        }
+        Some((item, self))
+    }
+}
+
+/// The live feed: subscribes to the bus, opens with a snapshot when `opening` and the
+/// kind has one, then yields every event it takes; a lag sends a resync snapshot. When
+/// `at` is given, it holds the sequence of the item being yielded.
 fn feed<K: FeedKind>(
     services: Arc<Services>,
     principal: Principal,
     kind: K,
+    opening: bool,
+    at: Option<Arc<AtomicU64>>,
 ) -> impl Stream<Item = K::Item> {
     let kind = Arc::new(kind);
     let filter = kind.clone();
@@ -402,13 +473,15 @@ fn feed<K: FeedKind>(
         .bus
         .subscribe(Some(&principal.pbx_id), move |e| filter.wants(e));
     let state = FeedState {
-        snapshot_due: K::OPENS_WITH_SNAPSHOT.then_some((CauseKind::Snapshot, sub.sequence)),
+        snapshot_due: (opening && K::OPENS_WITH_SNAPSHOT)
+            .then_some((CauseKind::Snapshot, sub.sequence)),
         covered_until: sub.sequence,
         kind,
         services,
         principal,
         receiver: sub.receiver,
         pending: VecDeque::new(),
+        at,
     };
     futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -427,7 +500,8 @@ fn feed<K: FeedKind>(
                 }
             }
             if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
+                let sequence = st.covered_until;
+                return st.emit(item, sequence);
             }
             match st.receiver.recv().await {
                 Ok(envelope) => {
@@ -435,7 +509,7 @@ fn feed<K: FeedKind>(
                         continue;
                     }
                     if let Some(item) = st.kind.select(&st.principal, &envelope) {
-                        return Some((item, st));
+                        return st.emit(item, envelope.sequence);
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
@@ -455,38 +529,42 @@ fn log_feed_error(e: &ServiceError) {
     tracing::warn!(error = %e, "subscription ended: snapshot failed");
 }
 
+/// Services on a fresh SQLite file with the default PBX, and a principal with every
+/// scope in it (for the unit tests here and in `fanout`).
+#[cfg(test)]
+pub(super) async fn services_with_bus(
+    capacity: usize,
+) -> (Arc<Services>, Principal, std::path::PathBuf) {
+    use crate::auth::{ScopeSet, jwt::JwtKeys};
+    use crate::events::Bus;
+    use crate::store::Store;
+    let dir = std::env::temp_dir().join(format!("sb-unit-{}", crate::ids::lower_alnum(12)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(None, &dir).await.unwrap();
+    let services = Services::new(
+        store,
+        Bus::new(capacity),
+        JwtKeys::new(&[1; 32], 60).unwrap(),
+    );
+    let (pbx, _) = services
+        .bootstrap()
+        .ensure_default("127.0.0.1")
+        .await
+        .unwrap()
+        .unwrap();
+    let principal = Principal {
+        pbx_id: pbx.id,
+        key_id: "key_test".into(),
+        scopes: ScopeSet::all(),
+    };
+    (services, principal, dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{ScopeSet, jwt::JwtKeys};
     use crate::domain::PresenceSetting;
-    use crate::events::Bus;
     use crate::service::{ExtensionDraft, Field};
-    use crate::store::Store;
-    use futures_util::StreamExt;
-
-    async fn services_with_bus(capacity: usize) -> (Arc<Services>, Principal, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("sb-unit-{}", crate::ids::lower_alnum(12)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(None, &dir).await.unwrap();
-        let services = Services::new(
-            store,
-            Bus::new(capacity),
-            JwtKeys::new(&[1; 32], 60).unwrap(),
-        );
-        let (pbx, _) = services
-            .bootstrap()
-            .ensure_default("127.0.0.1")
-            .await
-            .unwrap()
-            .unwrap();
-        let principal = Principal {
-            pbx_id: pbx.id,
-            key_id: "key_test".into(),
-            scopes: ScopeSet::all(),
-        };
-        (services, principal, dir)
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lagging_presence_subscriber_gets_a_resync_snapshot_not_a_gap() {
@@ -508,6 +586,8 @@ mod tests {
             services.clone(),
             principal.clone(),
             PresenceFilter { numbers: None },
+            true,
+            None,
         );
         futures_util::pin_mut!(stream);
         let first = stream.next().await.unwrap();

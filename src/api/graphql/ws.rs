@@ -78,8 +78,8 @@ async fn run(
             })
         });
     let services = state.services.clone();
-    let mut gql = GqlWebSocket::new(state.schema.clone(), input, protocol).on_connection_init(
-        move |payload: serde_json::Value| async move {
+    let mut gql = GqlWebSocket::new(state.subscriptions.clone(), input, protocol)
+        .on_connection_init(move |payload: serde_json::Value| async move {
             let token = init_token(&payload).or(header_token).ok_or_else(|| {
                 async_graphql::Error::new("unauthorized: Invalid or missing API key")
             })?;
@@ -89,8 +89,7 @@ async fn run(
             let mut data = Data::default();
             data.insert(principal);
             Ok(data)
-        },
-    );
+        });
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     let mut acknowledged = false;

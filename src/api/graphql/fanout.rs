@@ -1,0 +1,564 @@
+//! Subscriptions executed once per event for every socket that asked the same thing.
+//!
+//! A reception board is one subscription on many screens. Resolving the selection for
+//! each socket costs more than writing it, so sockets whose subscriptions agree in PBX,
+//! scopes, document, operation and variables share a *group*: one live execution whose
+//! responses every member sends on. Each member still takes its own opening snapshot (and
+//! its own resync if it falls behind the group), and skips group responses that its
+//! snapshot already covers: the group's feed notes the bus sequence of every response.
+//!
+//! This is the [`Executor`] async-graphql's websocket protocol runs; queries, mutations
+//! and anything without a caller go straight to the schema.
+
+use super::AppSchema;
+use super::subscription::FeedMode;
+use crate::auth::{Principal, ScopeSet};
+use crate::events::CauseKind;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Data, Executor, Request, Response, Variables};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use std::any::TypeId;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
+
+/// Group responses a member may fall behind before it resyncs from its own snapshot.
+const GROUP_BUFFER: usize = 256;
+
+#[derive(Clone)]
+pub struct SubscriptionExecutor {
+    schema: AppSchema,
+    groups: Registry,
+}
+
+type Registry = Arc<Mutex<HashMap<GroupKey, Weak<Group>>>>;
+
+impl SubscriptionExecutor {
+    pub fn new(schema: AppSchema) -> Self {
+        Self {
+            schema,
+            groups: Registry::default(),
+        }
+    }
+
+    /// Live groups (for tests and diagnostics).
+    pub fn groups(&self) -> usize {
+        lock(&self.groups)
+            .values()
+            .filter(|g| g.strong_count() > 0)
+            .count()
+    }
+
+    /// The running group for `key`, started if there is none.
+    fn join(&self, key: &GroupKey, parts: &Parts, session: &Arc<Data>) -> Arc<Group> {
+        let mut groups = lock(&self.groups);
+        let existing = groups.get(key).and_then(Weak::upgrade);
+        if let Some(group) = &existing
+            && !group.task.is_finished()
+        {
+            return group.clone();
+        }
+        let group = self.start(key, parts, session);
+        groups.insert(key.clone(), Arc::downgrade(&group));
+        drop(groups);
+        // A finished group may be dropped here, and its Drop takes the registry lock.
+        drop(existing);
+        group
+    }
+
+    fn start(&self, key: &GroupKey, parts: &Parts, session: &Arc<Data>) -> Arc<Group> {
+        let (sender, template) = broadcast::channel(GROUP_BUFFER);
+        let at = Arc::new(AtomicU64::new(0));
+        let request = parts.request(FeedMode::Live { at: at.clone() });
+        let mut responses = self
+            .schema
+            .execute_stream_with_session_data(request, session.clone());
+        let task = tokio::spawn(async move {
+            while let Some(response) = responses.next().await {
+                let sequence = at.load(Ordering::Relaxed);
+                // No member listening is fine: the group ends with its last member.
+                let _ = sender.send(Arc::new(Rendered { sequence, response }));
+            }
+        });
+        Arc::new(Group {
+            template: Mutex::new(template),
+            task: task.abort_handle(),
+            key: key.clone(),
+            registry: self.groups.clone(),
+        })
+    }
+}
+
+impl Executor for SubscriptionExecutor {
+    async fn execute(&self, request: Request) -> Response {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let session = session_data.unwrap_or_default();
+        match GroupKey::of(&request, &session) {
+            Some(key) => member(self.clone(), key, Parts::of(&request), session).boxed(),
+            None => self
+                .schema
+                .execute_stream_with_session_data(request, session),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What makes two subscriptions render the same bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    pbx_id: String,
+    scopes: ScopeSet,
+    query: String,
+    operation_name: Option<String>,
+    /// The variables as JSON.
+    variables: String,
+}
+
+impl GroupKey {
+    /// The key of a subscription with a caller; `None` for anything else.
+    fn of(request: &Request, session: &Data) -> Option<GroupKey> {
+        let principal = session
+            .get(&TypeId::of::<Principal>())?
+            .downcast_ref::<Principal>()?;
+        let document = async_graphql::parser::parse_query(&request.query).ok()?;
+        let operation = match &request.operation_name {
+            Some(name) => {
+                document
+                    .operations
+                    .iter()
+                    .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))?
+                    .1
+            }
+            None => document.operations.iter().next()?.1,
+        };
+        (operation.node.ty == OperationType::Subscription).then(|| GroupKey {
+            pbx_id: principal.pbx_id.clone(),
+            scopes: principal.scopes,
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: serde_json::to_string(&request.variables).unwrap_or_default(),
+        })
+    }
+}
+
+/// What a request is made of, to run it again with a feed mode.
+struct Parts {
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+}
+
+impl Parts {
+    fn of(request: &Request) -> Parts {
+        Parts {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+        }
+    }
+
+    fn request(&self, mode: FeedMode) -> Request {
+        let mut request = Request::new(self.query.clone())
+            .variables(self.variables.clone())
+            .data(mode);
+        if let Some(name) = &self.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        request
+    }
+}
+
+/// One response of a group's execution, with the bus sequence it shows.
+struct Rendered {
+    sequence: u64,
+    response: Response,
+}
+
+struct Group {
+    /// Members subscribe from this (it never reads).
+    template: Mutex<broadcast::Receiver<Arc<Rendered>>>,
+    task: AbortHandle,
+    key: GroupKey,
+    registry: Registry,
+}
+
+impl Group {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Rendered>> {
+        lock(&self.template).resubscribe()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.task.abort();
+        let mut groups = lock(&self.registry);
+        // Only our own entry: a newer group may have taken the key.
+        if groups.get(&self.key).is_some_and(|g| g.strong_count() == 0) {
+            groups.remove(&self.key);
+        }
+    }
+}
+
+/// A socket's subscription inside a group.
+struct Member {
+    executor: SubscriptionExecutor,
+    key: GroupKey,
+    parts: Parts,
+    session: Arc<Data>,
+    /// Held so the group lives as long as its members.
+    group: Option<Arc<Group>>,
+    receiver: Option<broadcast::Receiver<Arc<Rendered>>>,
+    /// Group responses up to this sequence are covered by our last snapshot.
+    covered: u64,
+    queue: VecDeque<Response>,
+    ended: bool,
+}
+
+impl Member {
+    /// Queues this member's own snapshot (with `cause`), executed alone; an error or a
+    /// failed snapshot ends the subscription, as it would without sharing.
+    async fn snapshot(&mut self, cause: CauseKind) {
+        let covers = Arc::new(AtomicU64::new(u64::MAX));
+        let request = self.parts.request(FeedMode::Snapshot {
+            cause,
+            covers: covers.clone(),
+        });
+        let mut responses = self
+            .executor
+            .schema
+            .execute_stream_with_session_data(request, self.session.clone());
+        while let Some(response) = responses.next().await {
+            self.ended |= response.is_err();
+            self.queue.push_back(response);
+        }
+        match covers.load(Ordering::Relaxed) {
+            u64::MAX => self.ended = true,
+            sequence => self.covered = sequence,
+        }
+    }
+}
+
+fn member(
+    executor: SubscriptionExecutor,
+    key: GroupKey,
+    parts: Parts,
+    session: Arc<Data>,
+) -> impl futures_util::Stream<Item = Response> {
+    let state = Member {
+        executor,
+        key,
+        parts,
+        session,
+        group: None,
+        receiver: None,
+        covered: 0,
+        queue: VecDeque::new(),
+        ended: false,
+    };
+    futures_util::stream::unfold(state, |mut m| async move {
+        loop {
+            if let Some(response) = m.queue.pop_front() {
+                return Some((response, m));
+            }
+            if m.ended {
+                return None;
+            }
+            let Some(receiver) = m.receiver.as_mut() else {
+                // Join first, then read the snapshot: nothing falls between the two.
+                let group = m.executor.join(&m.key, &m.parts, &m.session);
+                m.receiver = Some(group.subscribe());
+                m.group = Some(group);
+                m.snapshot(CauseKind::Snapshot).await;
+                continue;
+            };
+            match receiver.recv().await {
+                Ok(rendered) if rendered.sequence > m.covered => {
+                    return Some((copy(&rendered.response), m));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "subscriber fell behind its group; resending a snapshot"
+                    );
+                    m.receiver = Some(receiver.resubscribe());
+                    m.snapshot(CauseKind::Resync).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// `Response` is not `Clone`; members each send their own.
+fn copy(response: &Response) -> Response {
+    let mut out = Response::new(response.data.clone());
+    out.errors = response.errors.clone();
+    out.extensions = response.extensions.clone();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::graphql::build_schema;
+    use crate::api::graphql::subscription::services_with_bus;
+    use crate::auth::Scope;
+    use crate::domain::PresenceSetting;
+    use crate::service::{ExtensionDraft, Field, Services};
+    use serde_json::{Value, json};
+    use std::time::Duration;
+
+    const QUERY: &str = "subscription($n: [String!]) { presenceChanged(numbers: $n) \
+                         { extension { number } status cause { kind } } }";
+
+    struct Fixture {
+        executor: SubscriptionExecutor,
+        services: Arc<Services>,
+        principal: Principal,
+        ids: HashMap<&'static str, String>,
+        dir: std::path::PathBuf,
+    }
+
+    async fn fixture() -> Fixture {
+        let (services, principal, dir) = services_with_bus(64).await;
+        let mut ids = HashMap::new();
+        for number in ["101", "102"] {
+            let draft = ExtensionDraft {
+                number: Field::Value(number.into()),
+                name: Field::Value(format!("Ext {number}")),
+                ..Default::default()
+            };
+            let created = services.create_extension(&principal, draft).await.unwrap();
+            ids.insert(number, created.extension.extension.id);
+        }
+        let executor = SubscriptionExecutor::new(build_schema(Some(services.clone())));
+        Fixture {
+            executor,
+            services,
+            principal,
+            ids,
+            dir,
+        }
+    }
+
+    impl Fixture {
+        fn subscribe_as(
+            &self,
+            principal: &Principal,
+            query: &str,
+            numbers: &[&str],
+        ) -> BoxStream<'static, Response> {
+            let mut session = Data::default();
+            session.insert(principal.clone());
+            let request =
+                Request::new(query).variables(Variables::from_json(json!({ "n": numbers })));
+            self.executor
+                .execute_stream(request, Some(Arc::new(session)))
+        }
+
+        fn subscribe(&self, numbers: &[&str]) -> BoxStream<'static, Response> {
+            self.subscribe_as(&self.principal, QUERY, numbers)
+        }
+
+        async fn set(&self, number: &str, setting: PresenceSetting) {
+            self.services
+                .set_presence(&self.principal, &self.ids[number], setting)
+                .await
+                .unwrap();
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// `(number, status, cause)` of the next presence event, or the errors as JSON.
+    async fn next(stream: &mut BoxStream<'static, Response>) -> (String, String, String) {
+        let response = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream goes on");
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        let data = response.data.into_json().unwrap();
+        let p = &data["presenceChanged"];
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        (
+            s(&p["extension"]["number"]),
+            s(&p["status"]),
+            s(&p["cause"]["kind"]),
+        )
+    }
+
+    async fn quiet(stream: &mut BoxStream<'static, Response>) -> bool {
+        tokio::time::timeout(Duration::from_millis(100), stream.next())
+            .await
+            .is_err()
+    }
+
+    fn event(number: &str, status: &str, cause: &str) -> (String, String, String) {
+        (number.into(), status.into(), cause.into())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identical_subscriptions_share_one_execution_and_each_gets_its_own_snapshot() {
+        let f = fixture().await;
+        let mut a = f.subscribe(&["101"]);
+        assert_eq!(next(&mut a).await, event("101", "OFFLINE", "SNAPSHOT"));
+        let mut b = f.subscribe(&["101"]);
+        assert_eq!(next(&mut b).await, event("101", "OFFLINE", "SNAPSHOT"));
+        assert_eq!(
+            f.executor.groups(),
+            1,
+            "one group for the same subscription"
+        );
+
+        f.set("101", PresenceSetting::Dnd).await;
+        assert_eq!(next(&mut a).await, event("101", "DND", "MANUAL"));
+        assert_eq!(next(&mut b).await, event("101", "DND", "MANUAL"));
+
+        // A late joiner sees the state now, and not the change before it a second time.
+        let mut c = f.subscribe(&["101"]);
+        assert_eq!(next(&mut c).await, event("101", "DND", "SNAPSHOT"));
+        assert!(quiet(&mut c).await);
+        // Away without a registered device shows as offline.
+        f.set("101", PresenceSetting::Away).await;
+        for s in [&mut a, &mut b, &mut c] {
+            assert_eq!(next(s).await, event("101", "OFFLINE", "MANUAL"));
+            assert!(quiet(s).await, "each change once");
+        }
+        assert_eq!(f.executor.groups(), 1);
+
+        drop((a, b));
+        assert_eq!(
+            f.executor.groups(),
+            1,
+            "the group lives while a member does"
+        );
+        drop(c);
+        assert_eq!(
+            f.executor.groups(),
+            0,
+            "the last member takes the group with it"
+        );
+        assert!(lock(&f.executor.groups).is_empty(), "no entry left behind");
+        // The aborted group task drops its bus subscription when the runtime gets to it.
+        for _ in 0..100 {
+            if f.services.bus.subscribers() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(f.services.bus.subscribers(), 0, "and its bus subscription");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_that_falls_behind_its_group_resyncs_from_its_own_snapshot() {
+        let f = fixture().await;
+        let mut slow = f.subscribe(&["101"]);
+        next(&mut slow).await;
+        let changes = GROUP_BUFFER + 10;
+        for i in 0..changes {
+            let setting = if i % 2 == 0 {
+                PresenceSetting::Dnd
+            } else {
+                PresenceSetting::Available
+            };
+            f.set("101", setting).await;
+        }
+        // The group kept up with the bus; this member did not keep up with the group.
+        let last = if changes % 2 == 1 { "DND" } else { "OFFLINE" };
+        assert_eq!(next(&mut slow).await, event("101", last, "RESYNC"));
+        assert!(quiet(&mut slow).await, "the stale backlog is skipped");
+        f.set("101", PresenceSetting::Dnd).await;
+        assert_eq!(next(&mut slow).await, event("101", "DND", "MANUAL"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn different_variables_pbx_or_scopes_never_share() {
+        let f = fixture().await;
+        let mut only_101 = f.subscribe(&["101"]);
+        let mut only_102 = f.subscribe(&["102"]);
+        next(&mut only_101).await;
+        next(&mut only_102).await;
+
+        let other_pbx = f
+            .services
+            .bootstrap()
+            .create_pbx("other", None)
+            .await
+            .unwrap();
+        let stranger = Principal {
+            pbx_id: other_pbx.id,
+            ..f.principal.clone()
+        };
+        let mut theirs = f.subscribe_as(&stranger, QUERY, &["101"]);
+        assert!(quiet(&mut theirs).await, "the other PBX has no 101");
+
+        let reader = Principal {
+            scopes: ScopeSet::from_iter([Scope::ExtensionsRead]),
+            ..f.principal.clone()
+        };
+        let mut read_only = f.subscribe_as(&reader, QUERY, &["101"]);
+        next(&mut read_only).await;
+        assert_eq!(f.executor.groups(), 4);
+
+        f.set("101", PresenceSetting::Dnd).await;
+        assert_eq!(next(&mut only_101).await, event("101", "DND", "MANUAL"));
+        assert_eq!(next(&mut read_only).await, event("101", "DND", "MANUAL"));
+        assert!(quiet(&mut only_102).await, "102 did not change");
+        assert!(
+            quiet(&mut theirs).await,
+            "another PBX's change never arrives"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_end_the_subscription_without_a_group_and_queries_run_as_before() {
+        let f = fixture().await;
+        let no_scope = Principal {
+            scopes: ScopeSet::from_iter([Scope::VoicemailRead]),
+            ..f.principal.clone()
+        };
+        let mut refused = f.subscribe_as(&no_scope, QUERY, &["101"]);
+        let response = refused.next().await.unwrap();
+        assert!(
+            response.errors[0].message.contains("extensions:read"),
+            "{:?}",
+            response.errors
+        );
+        assert!(refused.next().await.is_none(), "the subscription ends");
+        drop(refused);
+        assert_eq!(f.executor.groups(), 0);
+
+        let mut bad = f.subscribe_as(&f.principal, "subscription { nope }", &[]);
+        assert!(!bad.next().await.unwrap().errors.is_empty());
+        assert!(bad.next().await.is_none());
+
+        let mut session = Data::default();
+        session.insert(f.principal.clone());
+        let mut query = f.executor.execute_stream(
+            Request::new("{ extensions { number } }"),
+            Some(Arc::new(session)),
+        );
+        let data = query.next().await.unwrap().data.into_json().unwrap();
+        assert_eq!(data["extensions"].as_array().map(Vec::len), Some(2));
+        assert!(query.next().await.is_none());
+        assert_eq!(f.executor.groups(), 0, "a query is not a subscription");
+    }
+}

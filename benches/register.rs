@@ -176,10 +176,10 @@ async fn presence_latency(clients: usize, samples: usize, watch: Watch) -> Laten
     }
     println!("  {clients} subscribers ready");
     let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
-    let (server_cpu, bench_cpu) = (cpu_ms(app.pid()), cpu_ms(std::process::id()));
     let accounts = &accounts[..samples];
     let numbers: Vec<String> = accounts.iter().map(|a| a.number.clone()).collect();
-    let run = measure_fanout(sockets, &watching, &numbers, async |i| {
+    let server = (app.pid(), "server (REGISTERs included)");
+    measure_fanout(server, sockets, &watching, &numbers, async |i| {
         let a = &accounts[i];
         let contact = format!("<sip:{}@{}>", a.number, raw.local());
         let first = raw
@@ -205,15 +205,7 @@ async fn presence_latency(clients: usize, samples: usize, watch: Watch) -> Laten
         assert_eq!(status(&resp), 200, "{resp}");
         sent
     })
-    .await;
-    let deliveries = run.latencies.len().max(1) as f64;
-    let server_us = (cpu_ms(app.pid()) - server_cpu) * 1000.0 / deliveries;
-    let client_us = (cpu_ms(std::process::id()) - bench_cpu) * 1000.0 / deliveries;
-    run.print();
-    println!(
-        "  CPU per delivery: server {server_us:.1} µs, clients {client_us:.1} µs (REGISTERs included)"
-    );
-    run
+    .await
 }
 
 /// The same fan-out without Switchboard: a bare tokio program (this benchmark, run again
@@ -251,22 +243,22 @@ async fn fanout_reference(clients: usize, samples: usize) -> Latency {
         .unwrap();
     let numbers: Vec<String> = (0..samples).map(|i| (9000 + i).to_string()).collect();
     let watching = vec![numbers.clone(); clients];
-    let (server_cpu, bench_cpu) = (cpu_ms(child.id()), cpu_ms(std::process::id()));
     let control = tokio::sync::Mutex::new(control);
-    let run = measure_fanout(sockets, &watching, &numbers, async |i| {
-        let sent = Instant::now();
-        let line = format!("{}\n", numbers[i]);
-        tokio::io::AsyncWriteExt::write_all(&mut *control.lock().await, line.as_bytes())
-            .await
-            .unwrap();
-        sent
-    })
+    let run = measure_fanout(
+        (child.id(), "reference"),
+        sockets,
+        &watching,
+        &numbers,
+        async |i| {
+            let sent = Instant::now();
+            let line = format!("{}\n", numbers[i]);
+            tokio::io::AsyncWriteExt::write_all(&mut *control.lock().await, line.as_bytes())
+                .await
+                .unwrap();
+            sent
+        },
+    )
     .await;
-    let deliveries = run.latencies.len().max(1) as f64;
-    let server_us = (cpu_ms(child.id()) - server_cpu) * 1000.0 / deliveries;
-    let client_us = (cpu_ms(std::process::id()) - bench_cpu) * 1000.0 / deliveries;
-    run.print();
-    println!("  CPU per delivery: reference {server_us:.1} µs, clients {client_us:.1} µs");
     let _ = child.kill();
     let _ = child.wait();
     run
@@ -353,10 +345,12 @@ impl Latency {
 }
 
 /// Triggers event `i` for every sample (`trigger` returns when it was sent), waits until
-/// every subscriber watching that number has it, and collects the latencies. Subscribers
-/// are read by a lean frame parser (one task each, no JSON parse, no channel), so the
-/// figures measure the server rather than the benchmark's own websocket client.
+/// every subscriber watching that number has it, and prints the latencies and the CPU
+/// per delivery of `server` (pid, label) and of the clients. Subscribers are read by a
+/// lean frame parser (one task each, no JSON parse, no channel), so the figures measure
+/// the server rather than the benchmark's own websocket client.
 async fn measure_fanout(
+    (server_pid, server_label): (u32, &str),
     sockets: Vec<tokio::net::TcpStream>,
     watching: &[Vec<String>],
     numbers: &[String],
@@ -396,6 +390,7 @@ async fn measure_fanout(
             }))
         })
         .collect();
+    let (server_cpu, bench_cpu) = (cpu_ms(server_pid), cpu_ms(std::process::id()));
     let mut latencies = Vec::new();
     for i in 0..numbers.len() {
         let sent = trigger(i).await;
@@ -417,11 +412,17 @@ async fn measure_fanout(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let deliveries = latencies.len().max(1) as f64;
+    let server_us = (cpu_ms(server_pid) - server_cpu) * 1000.0 / deliveries;
+    let client_us = (cpu_ms(std::process::id()) - bench_cpu) * 1000.0 / deliveries;
     for t in tasks {
         t.abort();
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
-    Latency { latencies }
+    let run = Latency { latencies };
+    run.print();
+    println!("  CPU per delivery: {server_label} {server_us:.1} µs, clients {client_us:.1} µs");
+    run
 }
 
 /// Reads server websocket frames (unmasked) off `socket` and hands each text payload to

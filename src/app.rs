@@ -132,7 +132,7 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
     tokio::spawn(maintenance(services.clone(), shutdown.clone()));
     let schema = api::graphql::build_schema(Some(services.clone()));
     let state = AppState {
-        subscriptions: api::graphql::SubscriptionExecutor::new(schema.clone()),
+        subscriptions: api::graphql::SubscriptionExecutor::new(schema.clone(), opts.event_buffer),
         schema,
         services: services.clone(),
         sip: Some(sip.core.clone()),

@@ -165,19 +165,78 @@ struct BusInner {
     everywhere: Vec<Slot>,
 }
 
+/// A bounded queue whose sender never waits: an item that finds it full is dropped and
+/// counted, and the receiver is told it lagged before it gets anything else. Memory is
+/// taken as items queue up, not up front.
+pub fn lossy_queue<T>(capacity: usize) -> (LossySender<T>, LossyReceiver<T>) {
+    let (sender, receiver) = mpsc::channel(capacity.max(1));
+    let missed = Arc::new(AtomicU64::new(0));
+    (
+        LossySender {
+            queue: sender,
+            missed: missed.clone(),
+        },
+        LossyReceiver {
+            queue: receiver,
+            missed,
+        },
+    )
+}
+
+pub struct LossySender<T> {
+    queue: mpsc::Sender<T>,
+    /// Items dropped because the queue was full, not yet reported.
+    missed: Arc<AtomicU64>,
+}
+
+impl<T> LossySender<T> {
+    pub fn offer(&self, item: T) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(item) {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+}
+
+pub struct LossyReceiver<T> {
+    queue: mpsc::Receiver<T>,
+    missed: Arc<AtomicU64>,
+}
+
+impl<T> LossyReceiver<T> {
+    /// The next item; [`RecvError::Lagged`] first if any were dropped since the last
+    /// call (those still queued are older than the gap); `Closed` once every sender is
+    /// gone and the queue is empty.
+    pub async fn recv(&mut self) -> Result<T, RecvError> {
+        let missed = self.missed.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            return Err(RecvError::Lagged(missed));
+        }
+        self.queue.recv().await.ok_or(RecvError::Closed)
+    }
+
+    /// Drops everything queued (and any pending lag report).
+    pub fn drain(&mut self) {
+        while self.queue.try_recv().is_ok() {}
+        self.missed.store(0, Ordering::Relaxed);
+    }
+}
+
 struct Slot {
     id: u64,
     filter: Filter,
-    queue: mpsc::Sender<Arc<Envelope>>,
-    /// Events dropped because the queue was full, not yet reported.
-    missed: Arc<AtomicU64>,
+    queue: LossySender<Arc<Envelope>>,
 }
 
 impl Slot {
     fn offer(&self, envelope: &Arc<Envelope>) {
-        if (self.filter)(&envelope.event) && self.queue.try_send(envelope.clone()).is_err() {
-            // Full (a closed queue's slot is removed when its receiver drops).
-            self.missed.fetch_add(1, Ordering::Relaxed);
+        // A closed queue's slot is removed when its receiver drops.
+        if (self.filter)(&envelope.event) {
+            self.queue.offer(envelope.clone());
         }
     }
 }
@@ -190,8 +249,7 @@ pub struct Subscription {
 
 /// The receiving end of a subscription; dropping it unsubscribes.
 pub struct Receiver {
-    queue: mpsc::Receiver<Arc<Envelope>>,
-    missed: Arc<AtomicU64>,
+    queue: LossyReceiver<Arc<Envelope>>,
     bus: Bus,
     pbx: Option<String>,
     id: u64,
@@ -199,19 +257,15 @@ pub struct Receiver {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvError {
-    /// This many events were dropped because the subscriber fell `capacity` behind;
-    /// it must resync from a snapshot. Events still queued are older than the gap.
+    /// This many items were dropped because the receiver fell `capacity` behind; it
+    /// must resync from a snapshot. Items still queued are older than the gap.
     Lagged(u64),
     Closed,
 }
 
 impl Receiver {
     pub async fn recv(&mut self) -> Result<Arc<Envelope>, RecvError> {
-        let missed = self.missed.swap(0, Ordering::Relaxed);
-        if missed > 0 {
-            return Err(RecvError::Lagged(missed));
-        }
-        self.queue.recv().await.ok_or(RecvError::Closed)
+        self.queue.recv().await
     }
 
     /// Drops everything queued and returns the sequence reached: a snapshot read after
@@ -219,8 +273,7 @@ impl Receiver {
     /// stale backlog gone, the queue has room again at once.
     pub fn clear(&mut self) -> u64 {
         let inner = self.bus.lock();
-        while self.queue.try_recv().is_ok() {}
-        self.missed.store(0, Ordering::Relaxed);
+        self.queue.drain();
         inner.sequence
     }
 }
@@ -249,7 +302,7 @@ impl Bus {
         Self {
             inner: Arc::new(Mutex::new(BusInner {
                 sequence: 0,
-                capacity: capacity.max(1),
+                capacity,
                 next_id: 0,
                 by_pbx: HashMap::new(),
                 everywhere: Vec::new(),
@@ -287,15 +340,13 @@ impl Bus {
         filter: impl Fn(&Event) -> bool + Send + Sync + 'static,
     ) -> Subscription {
         let mut inner = self.lock();
-        let (queue, receiver) = mpsc::channel(inner.capacity);
-        let missed = Arc::new(AtomicU64::new(0));
+        let (queue, receiver) = lossy_queue(inner.capacity);
         inner.next_id += 1;
         let id = inner.next_id;
         let slot = Slot {
             id,
             filter: Box::new(filter),
             queue,
-            missed: missed.clone(),
         };
         match pbx {
             Some(pbx) => inner.by_pbx.entry(pbx.to_owned()).or_default().push(slot),
@@ -305,7 +356,6 @@ impl Bus {
             sequence: inner.sequence,
             receiver: Receiver {
                 queue: receiver,
-                missed,
                 bus: self.clone(),
                 pbx: pbx.map(str::to_owned),
                 id,

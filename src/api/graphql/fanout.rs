@@ -13,7 +13,7 @@
 use super::AppSchema;
 use super::subscription::FeedMode;
 use crate::auth::{Principal, ScopeSet};
-use crate::events::CauseKind;
+use crate::events::{CauseKind, LossyReceiver, LossySender, RecvError, lossy_queue};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, Executor, Request, Response, Variables};
 use futures_util::StreamExt;
@@ -22,25 +22,25 @@ use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
-
-/// Group responses a member may fall behind before it resyncs from its own snapshot.
-const GROUP_BUFFER: usize = 256;
 
 #[derive(Clone)]
 pub struct SubscriptionExecutor {
     schema: AppSchema,
     groups: Registry,
+    /// Group responses a member may fall behind before it resyncs from its own snapshot.
+    buffer: usize,
 }
 
 type Registry = Arc<Mutex<HashMap<GroupKey, Weak<Group>>>>;
 
 impl SubscriptionExecutor {
-    pub fn new(schema: AppSchema) -> Self {
+    /// `buffer`: as `--event-buffer`, per member.
+    pub fn new(schema: AppSchema, buffer: usize) -> Self {
         Self {
             schema,
             groups: Registry::default(),
+            buffer,
         }
     }
 
@@ -70,21 +70,27 @@ impl SubscriptionExecutor {
     }
 
     fn start(&self, key: &GroupKey, parts: &Parts, session: &Arc<Data>) -> Arc<Group> {
-        let (sender, template) = broadcast::channel(GROUP_BUFFER);
+        let members: Members = Arc::default();
         let at = Arc::new(AtomicU64::new(0));
         let request = parts.request(FeedMode::Live { at: at.clone() });
         let mut responses = self
             .schema
             .execute_stream_with_session_data(request, session.clone());
+        let to = members.clone();
         let task = tokio::spawn(async move {
             while let Some(response) = responses.next().await {
                 let sequence = at.load(Ordering::Relaxed);
-                // No member listening is fine: the group ends with its last member.
-                let _ = sender.send(Arc::new(Rendered { sequence, response }));
+                let rendered = Arc::new(Rendered { sequence, response });
+                let mut members = lock(&to);
+                members.retain(|m| !m.is_closed());
+                members.iter().for_each(|m| m.offer(rendered.clone()));
             }
+            // The feed ended: so do the members' streams.
+            lock(&to).clear();
         });
         Arc::new(Group {
-            template: Mutex::new(template),
+            members,
+            buffer: self.buffer,
             task: task.abort_handle(),
             key: key.clone(),
             registry: self.groups.clone(),
@@ -187,17 +193,21 @@ struct Rendered {
     response: Response,
 }
 
+type Members = Arc<Mutex<Vec<LossySender<Arc<Rendered>>>>>;
+
 struct Group {
-    /// Members subscribe from this (it never reads).
-    template: Mutex<broadcast::Receiver<Arc<Rendered>>>,
+    members: Members,
+    buffer: usize,
     task: AbortHandle,
     key: GroupKey,
     registry: Registry,
 }
 
 impl Group {
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Rendered>> {
-        lock(&self.template).resubscribe()
+    fn subscribe(&self) -> LossyReceiver<Arc<Rendered>> {
+        let (sender, receiver) = lossy_queue(self.buffer);
+        lock(&self.members).push(sender);
+        receiver
     }
 }
 
@@ -220,7 +230,7 @@ struct Member {
     session: Arc<Data>,
     /// Held so the group lives as long as its members.
     group: Option<Arc<Group>>,
-    receiver: Option<broadcast::Receiver<Arc<Rendered>>>,
+    receiver: Option<LossyReceiver<Arc<Rendered>>>,
     /// Group responses up to this sequence are covered by our last snapshot.
     covered: u64,
     queue: VecDeque<Response>,
@@ -289,15 +299,16 @@ fn member(
                     return Some((copy(&rendered.response), m));
                 }
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(
                         missed,
                         "subscriber fell behind its group; resending a snapshot"
                     );
-                    m.receiver = Some(receiver.resubscribe());
+                    // The snapshot covers the stale backlog too.
+                    receiver.drain();
                     m.snapshot(CauseKind::Resync).await;
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Err(RecvError::Closed) => return None,
             }
         }
     })
@@ -322,6 +333,8 @@ mod tests {
     use serde_json::{Value, json};
     use std::time::Duration;
 
+    const GROUP_BUFFER: usize = 64;
+
     const QUERY: &str = "subscription($n: [String!]) { presenceChanged(numbers: $n) \
                          { extension { number } status cause { kind } } }";
 
@@ -345,7 +358,8 @@ mod tests {
             let created = services.create_extension(&principal, draft).await.unwrap();
             ids.insert(number, created.extension.extension.id);
         }
-        let executor = SubscriptionExecutor::new(build_schema(Some(services.clone())));
+        let executor =
+            SubscriptionExecutor::new(build_schema(Some(services.clone())), GROUP_BUFFER);
         Fixture {
             executor,
             services,

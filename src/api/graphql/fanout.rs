@@ -347,7 +347,11 @@ mod tests {
     }
 
     async fn fixture() -> Fixture {
-        let (services, principal, dir) = services_with_bus(64).await;
+        fixture_with_bus(64).await
+    }
+
+    async fn fixture_with_bus(capacity: usize) -> Fixture {
+        let (services, principal, dir) = services_with_bus(capacity).await;
         let mut ids = HashMap::new();
         for number in ["101", "102"] {
             let draft = ExtensionDraft {
@@ -574,5 +578,61 @@ mod tests {
         assert_eq!(data["extensions"].as_array().map(Vec::len), Some(2));
         assert!(query.next().await.is_none());
         assert_eq!(f.executor.groups(), 0, "a query is not a subscription");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_the_group_feed_ends_its_members_end_and_the_next_subscriber_starts_afresh() {
+        use crate::events::{Event, ExtensionRef, PresenceCause, PresenceChange};
+        use diesel_async::RunQueryDsl;
+        let f = fixture_with_bus(2).await;
+        let mut a = f.subscribe(&["101"]);
+        next(&mut a).await;
+
+        // The group's feed falls behind the bus and must resync, but its snapshot fails:
+        // the table it reads is gone (a real failure of the real SQLite file).
+        let crate::store::Store::Sqlite(pool) = &f.services.store else {
+            unreachable!("the fixture runs on SQLite")
+        };
+        let rename = |sql: &'static str| async move {
+            diesel::sql_query(sql)
+                .execute(&mut pool.get().await.unwrap())
+                .await
+                .unwrap();
+        };
+        rename("ALTER TABLE extension RENAME TO extension_away").await;
+        for _ in 0..10 {
+            f.services.bus.publish(Event::Presence(PresenceChange {
+                pbx_id: f.principal.pbx_id.clone(),
+                extension: ExtensionRef {
+                    id: f.ids["101"].clone(),
+                    number: "101".into(),
+                    name: "Ext 101".into(),
+                },
+                status: crate::domain::PresenceStatus::Dnd,
+                previous_status: None,
+                cause: PresenceCause::simple(CauseKind::Manual, "test"),
+                at: 0,
+            }));
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while a.next().await.is_some() {}
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "the member's stream ends with its group's feed"
+        );
+
+        rename("ALTER TABLE extension_away RENAME TO extension").await;
+        let mut b = f.subscribe(&["101"]);
+        assert_eq!(next(&mut b).await, event("101", "OFFLINE", "SNAPSHOT"));
+        f.set("101", PresenceSetting::Dnd).await;
+        assert_eq!(next(&mut b).await, event("101", "DND", "MANUAL"));
+        assert_eq!(
+            f.executor.groups(),
+            1,
+            "a fresh group, not the finished one"
+        );
+        drop(a);
     }
 }

@@ -3,9 +3,11 @@
 //! `{"authorization": "Bearer …"}` or `{"token": "…"}` — because browsers cannot set
 //! websocket headers; an `Authorization` header on the upgrade works too.
 //!
-//! The protocol state machine is async-graphql's; this loop adds what it lacks: a socket
-//! without a valid `connection_init` within 5 s is closed (4408, as graphql-transport-ws
-//! specifies), and every socket closes on server shutdown.
+//! The protocol state machine is async-graphql's, and it runs operations through
+//! [`super::SubscriptionExecutor`], which executes identical subscriptions once for all
+//! their sockets. This loop adds what the protocol lacks: a socket without a valid
+//! `connection_init` within 5 s is closed (4408, as graphql-transport-ws specifies), and
+//! every socket closes on server shutdown.
 
 use crate::api::AppState;
 use crate::api::extract::presented_token;

@@ -600,7 +600,8 @@ mod tests {
                 .unwrap();
         };
         rename("ALTER TABLE extension RENAME TO extension_away").await;
-        for _ in 0..10 {
+        // Far more than the group can take in while this loop runs without yielding.
+        for _ in 0..100 {
             f.services.bus.publish(Event::Presence(PresenceChange {
                 pbx_id: f.principal.pbx_id.clone(),
                 extension: ExtensionRef {

@@ -72,7 +72,11 @@ impl SubscriptionExecutor {
     fn start(&self, key: &GroupKey, parts: &Parts, session: &Arc<Data>) -> Arc<Group> {
         let members: Members = Arc::default();
         let at = Arc::new(AtomicU64::new(0));
-        let request = parts.request(FeedMode::Live { at: at.clone() });
+        let (on_bus, on_bus_rx) = tokio::sync::watch::channel(false);
+        let request = parts.request(FeedMode::Live {
+            at: at.clone(),
+            on_bus: Arc::new(on_bus),
+        });
         let mut responses = self
             .schema
             .execute_stream_with_session_data(request, session.clone());
@@ -90,6 +94,7 @@ impl SubscriptionExecutor {
         });
         Arc::new(Group {
             members,
+            on_bus: on_bus_rx,
             buffer: self.buffer,
             task: task.abort_handle(),
             key: key.clone(),
@@ -197,6 +202,8 @@ type Members = Arc<Mutex<Vec<LossySender<Arc<Rendered>>>>>;
 
 struct Group {
     members: Members,
+    /// True once the group's feed is subscribed to the bus.
+    on_bus: tokio::sync::watch::Receiver<bool>,
     buffer: usize,
     task: AbortHandle,
     key: GroupKey,
@@ -208,6 +215,12 @@ impl Group {
         let (sender, receiver) = lossy_queue(self.buffer);
         lock(&self.members).push(sender);
         receiver
+    }
+
+    /// Returns once the group's feed is on the bus (at once for a running group), or
+    /// once its execution ended without getting there.
+    async fn on_bus(&self) {
+        let _ = self.on_bus.clone().wait_for(|on| *on).await;
     }
 }
 
@@ -287,9 +300,11 @@ fn member(
                 return None;
             }
             let Some(receiver) = m.receiver.as_mut() else {
-                // Join first, then read the snapshot: nothing falls between the two.
+                // Join, and wait until the group's feed is on the bus, before reading
+                // the snapshot: nothing falls between the two.
                 let group = m.executor.join(&m.key, &m.parts, &m.session);
                 m.receiver = Some(group.subscribe());
+                group.on_bus().await;
                 m.group = Some(group);
                 m.snapshot(CauseKind::Snapshot).await;
                 continue;

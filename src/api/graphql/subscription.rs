@@ -98,7 +98,12 @@ pub enum FeedMode {
         covers: Arc<AtomicU64>,
     },
     /// No opening snapshot; before each item is yielded, `at` gets its sequence.
-    Live { at: Arc<AtomicU64> },
+    /// `on_bus` turns true once the feed is subscribed to the bus (and closes, unset,
+    /// if the execution ends before that, e.g. on an error).
+    Live {
+        at: Arc<AtomicU64>,
+        on_bus: Arc<tokio::sync::watch::Sender<bool>>,
+    },
 }
 
 /// The caller's feed of `kind`, once it is known to hold `scope`.
@@ -112,7 +117,12 @@ fn open_feed<K: FeedKind>(
     let (services, principal) = (services.clone(), principal.clone());
     Ok(match ctx.data_opt::<FeedMode>().cloned() {
         None => feed(services, principal, kind, true, None).boxed(),
-        Some(FeedMode::Live { at }) => feed(services, principal, kind, false, Some(at)).boxed(),
+        Some(FeedMode::Live { at, on_bus }) => {
+            // `feed` subscribes before it returns.
+            let live = feed(services, principal, kind, false, Some(at)).boxed();
+            on_bus.send_replace(true);
+            live
+        }
         Some(FeedMode::Snapshot { cause, covers }) => {
             snapshot_only(services, principal, kind, cause, covers).boxed()
         }

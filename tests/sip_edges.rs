@@ -271,25 +271,7 @@ async fn a_browser_phone_registers_over_websocket() {
              Max-Forwards: 70\r\nUser-Agent: JsSIP 3.10.0\r\n{extra}Content-Length: 0\r\n\r\n"
         )
     };
-    async fn exchange(
-        ws: &mut tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        msg: String,
-    ) -> String {
-        ws.send(Message::Text(msg.into())).await.unwrap();
-        loop {
-            match tokio::time::timeout(Duration::from_secs(5), ws.next())
-                .await
-                .unwrap()
-            {
-                Some(Ok(Message::Text(t))) => return t.to_string(),
-                Some(Ok(_)) => {}
-                other => panic!("websocket ended: {other:?}"),
-            }
-        }
-    }
-    let challenge = exchange(&mut ws, register(1, "")).await;
+    let challenge = ws_exchange(&mut ws, register(1, "")).await;
     assert_eq!(status(&challenge), 401);
     let www = header(&challenge, "WWW-Authenticate").unwrap();
     let auth = authorization(
@@ -300,7 +282,7 @@ async fn a_browser_phone_registers_over_websocket() {
         "sip:127.0.0.1",
         1,
     );
-    let ok = exchange(&mut ws, register(2, &format!("Authorization: {auth}\r\n"))).await;
+    let ok = ws_exchange(&mut ws, register(2, &format!("Authorization: {auth}\r\n"))).await;
     assert_eq!(status(&ok), 200, "{ok}");
 
     let phone = eventually(Duration::from_secs(3), || async {
@@ -369,18 +351,26 @@ async fn a_websocket_sip_message_over_64_kib_closes_that_socket_only() {
     assert!(ended.is_ok(), "the oversized socket was not closed");
 
     // Another socket on the same server is untouched.
-    keep.send(Message::Text(options(2, 10).into()))
-        .await
-        .unwrap();
-    let reply = loop {
-        match tokio::time::timeout(Duration::from_secs(5), keep.next())
+    let reply = ws_exchange(&mut keep, options(2, 10)).await;
+    assert_eq!(status(&reply), 200, "{reply}");
+}
+
+/// Sends `msg` on a SIP websocket and returns the next text message (5 s at most).
+async fn ws_exchange(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    msg: String,
+) -> String {
+    ws.send(Message::Text(msg.into())).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
             .unwrap()
         {
-            Some(Ok(Message::Text(t))) => break t.to_string(),
+            Some(Ok(Message::Text(t))) => return t.to_string(),
             Some(Ok(_)) => {}
             other => panic!("websocket ended: {other:?}"),
         }
-    };
-    assert_eq!(status(&reply), 200, "{reply}");
+    }
 }

@@ -11,5 +11,6 @@ mod extensions_rest;
 mod graphql_api;
 mod registrar;
 mod sip_edges;
+mod sip_interop;
 mod subscriptions;
 mod voicemail;

@@ -4,16 +4,12 @@
 //! with paused time; the transport is a callback, so tests need no sockets.
 
 use super::message::{Method, Name, Request, Response};
-use super::transaction::T1;
+use super::transaction::{T1, T2, T4};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep_until};
 
-/// T2: the cap on non-INVITE retransmission intervals.
-pub const T2: Duration = Duration::from_secs(4);
-/// T4: how long a message may stay in the network.
-pub const T4: Duration = Duration::from_secs(5);
 const TIMER_B: Duration = T1.saturating_mul(64);
 const TIMER_D: Duration = Duration::from_secs(32);
 

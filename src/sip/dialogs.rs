@@ -170,9 +170,9 @@ impl SipCore {
         };
         match final_response {
             Some(resp) => {
+                let status = resp.status;
                 let bytes = self.relay_response(resp, origin);
-                self.transactions
-                    .complete(key, bytes, origin.transport.is_reliable());
+                self.complete(key, origin, bytes, status, req.method == Method::Invite);
             }
             None => {
                 let resp = self.response(&req, &ctx, origin, 408, "Request Timeout");

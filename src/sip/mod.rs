@@ -154,7 +154,7 @@ pub struct SipCore {
     flows: Arc<Flows>,
     /// Connections we opened, by peer address.
     outbound: std::sync::Mutex<std::collections::HashMap<SocketAddr, transport::FlowId>>,
-    transactions: ServerTransactions,
+    transactions: Arc<ServerTransactions>,
     clients: Arc<client::ClientTransactions>,
     /// Running INVITEs, for their CANCELs.
     invites: std::sync::Mutex<
@@ -236,7 +236,7 @@ pub async fn start(
         shutdown: shutdown.clone(),
         udp: Arc::new(udp),
         flows: Arc::new(Flows::default()),
-        transactions: ServerTransactions::default(),
+        transactions: Default::default(),
         nonces: auth::NonceBook::new(rand::random(), config.nonce_ttl),
         guard: guard::Guard::default(),
     });
@@ -369,7 +369,7 @@ impl SipCore {
         if req.method == Method::Ack {
             // An ACK to one of our non-2xx finals ends that INVITE transaction; an ACK
             // for a 2xx belongs to a dialog and goes on to the callee.
-            if !self.transactions.is_known(key) && ctx.to.tag().is_some() {
+            if !self.transactions.acknowledge(key) && ctx.to.tag().is_some() {
                 Box::pin(self.in_dialog(req, ctx, origin, None)).await;
             }
             return;
@@ -527,12 +527,50 @@ impl SipCore {
     fn finish(&self, key: TxKey, origin: Origin, response: Response) {
         let bytes: Arc<[u8]> = response.to_bytes().into();
         if response.status >= 200 {
-            self.transactions
-                .complete(key, bytes.clone(), origin.transport.is_reliable());
+            let is_invite = response
+                .headers
+                .get(&Name::CSeq)
+                .and_then(headers::parse_cseq)
+                .is_some_and(|(_, m)| m == Method::Invite);
+            self.complete(key, origin, bytes.clone(), response.status, is_invite);
         } else {
             self.transactions.provisional(key, bytes.clone());
         }
         self.send(origin, bytes);
+    }
+
+    /// Records the final response of a server transaction (already sent, or being sent
+    /// by the caller). A non-2xx answer to an INVITE over UDP is sent again on Timer G
+    /// until its ACK arrives or Timer H runs out (RFC 3261 §17.2.1).
+    pub(crate) fn complete(
+        &self,
+        key: TxKey,
+        origin: Origin,
+        bytes: Arc<[u8]>,
+        status: u16,
+        is_invite: bool,
+    ) {
+        let awaits_ack = is_invite && status >= 300;
+        if !self
+            .transactions
+            .complete(key, bytes, awaits_ack, origin.transport.is_reliable())
+        {
+            return;
+        }
+        let (udp, transactions) = (self.udp.clone(), self.transactions.clone());
+        tokio::spawn(async move {
+            let mut interval = transaction::T1;
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(bytes) = transactions.unacknowledged(key) else {
+                    return;
+                };
+                if let Err(e) = udp.try_send_to(&bytes, origin.remote) {
+                    tracing::debug!(error = %e, sip.remote = %origin.remote, "udp send");
+                }
+                interval = (interval * 2).min(transaction::T2);
+            }
+        });
     }
 
     /// Sends to a peer: over its connection for streams (a new one for TCP when there

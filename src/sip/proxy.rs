@@ -802,7 +802,6 @@ impl CallRun<'_> {
         drop(events_tx);
         let deadline = ring.map(|d| tokio::time::Instant::now() + d);
         let (mut best, mut timed_out, mut cancelled) = (None::<Response>, false, false);
-        let reliable = self.origin.transport.is_reliable();
         loop {
             let waiting_for_timeout = deadline.is_some() && !timed_out && !cancelled;
             tokio::select! {
@@ -820,8 +819,9 @@ impl CallRun<'_> {
                             self.cancel_pending(&mut branches);
                             // The dialog exists before the caller can ACK the 2xx.
                             let dialog = self.dialog_for(&branches[i], &resp);
+                            let status = resp.status;
                             let bytes = self.core.relay_response(resp, self.origin);
-                            self.core.transactions.complete(self.key, bytes, reliable);
+                            self.core.complete(self.key, self.origin, bytes, status, true);
                             if let Err(e) = self.core.services.answer_call(&self.call, branches[i].device_id.clone()).await {
                                 tracing::error!(error = %e, "call record not stored");
                             }
@@ -924,11 +924,8 @@ impl CallRun<'_> {
             ForkOutcome::Failed(resp) => {
                 let status = resp.status;
                 let bytes = self.core.relay_response(resp, self.origin);
-                self.core.transactions.complete(
-                    self.key,
-                    bytes,
-                    self.origin.transport.is_reliable(),
-                );
+                self.core
+                    .complete(self.key, self.origin, bytes, status, true);
                 self.end(disposition_for(status), HangupSide::Callee, None)
                     .await;
                 None

@@ -1,7 +1,11 @@
 //! Server transactions (RFC 3261 §17.2): each request reaches the application once;
 //! a retransmission gets the last response again, or nothing while we are still working
 //! on it. A completed non-INVITE transaction over UDP is remembered for Timer J
-//! (64·T1 = 32 s); over TCP or websocket it ends with its final response.
+//! (64·T1 = 32 s); over TCP or websocket it ends with its final response. A non-2xx
+//! final response to an INVITE over UDP waits for its ACK: the owner resends it on
+//! Timer G (T1 doubling up to T2) while [`ServerTransactions::unacknowledged`] says so,
+//! Timer H (64·T1) gives up, and after the ACK the transaction absorbs late ACKs and
+//! retransmitted INVITEs for Timer I (T4).
 //!
 //! Time comes from `tokio::time::Instant`, so tests drive the timers with paused time.
 
@@ -14,8 +18,14 @@ use tokio::time::{Duration, Instant};
 
 /// RFC 3261 T1, the round-trip estimate.
 pub const T1: Duration = Duration::from_millis(500);
+/// RFC 3261 T2: the cap on retransmission intervals.
+pub const T2: Duration = Duration::from_secs(4);
+/// RFC 3261 T4: how long a message may stay in the network (Timer I).
+pub const T4: Duration = Duration::from_secs(5);
 /// Timer J (64·T1), and the longest we keep any server transaction around.
 pub const TIMER_J: Duration = T1.saturating_mul(64);
+/// Timer H (64·T1): how long a non-2xx final response to an INVITE waits for its ACK.
+pub const TIMER_H: Duration = T1.saturating_mul(64);
 
 /// A 128-bit digest of what identifies a transaction (§17.2.3): the branch, sent-by and
 /// method (ACK and CANCEL share their INVITE's branch but are their own transactions,
@@ -28,8 +38,12 @@ pub struct TxKey(u64, u64);
 enum State {
     /// The application has the request; retransmissions get the last provisional.
     Proceeding { provisional: Option<Arc<[u8]>> },
-    /// A final response went out; retransmissions get it again.
-    Completed { response: Arc<[u8]> },
+    /// A final response went out; retransmissions get it again. `awaiting_ack` while a
+    /// non-2xx answer to an INVITE over UDP has not been acknowledged (Timer G runs).
+    Completed {
+        response: Arc<[u8]>,
+        awaiting_ack: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -118,7 +132,7 @@ impl ServerTransactions {
         if let Some(entry) = inner.entries.get(&key) {
             return Seen::Again(match &entry.state {
                 State::Proceeding { provisional } => provisional.clone(),
-                State::Completed { response } => Some(response.clone()),
+                State::Completed { response, .. } => Some(response.clone()),
             });
         }
         let expires = now + TIMER_J;
@@ -133,9 +147,39 @@ impl ServerTransactions {
         Seen::New
     }
 
-    /// Whether a transaction with this key is remembered (an ACK for one of our finals).
-    pub fn is_known(&self, key: TxKey) -> bool {
-        self.lock(key).entries.contains_key(&key)
+    /// An ACK for the INVITE transaction `key`: whether that transaction is ours (the
+    /// ACK is then absorbed). The first ACK stops Timer G and starts Timer I.
+    pub fn acknowledge(&self, key: TxKey) -> bool {
+        let now = Instant::now();
+        let mut inner = self.lock(key);
+        let Some(entry) = inner.entries.get_mut(&key) else {
+            return false;
+        };
+        if let State::Completed { awaiting_ack, .. } = &mut entry.state
+            && *awaiting_ack
+        {
+            *awaiting_ack = false;
+            entry.expires = now + T4;
+            inner.queue.push_back((now + T4, key));
+        }
+        true
+    }
+
+    /// The response to send again on Timer G: present while a non-2xx final answer to
+    /// an INVITE over UDP has had no ACK and Timer H has not run out.
+    pub fn unacknowledged(&self, key: TxKey) -> Option<Arc<[u8]>> {
+        let now = Instant::now();
+        match self.lock(key).entries.get(&key) {
+            Some(Entry {
+                state:
+                    State::Completed {
+                        response,
+                        awaiting_ack: true,
+                    },
+                expires,
+            }) if *expires > now => Some(response.clone()),
+            _ => None,
+        }
     }
 
     /// Records a provisional response to resend on retransmissions.
@@ -148,20 +192,33 @@ impl ServerTransactions {
     }
 
     /// Records the final response. Over a reliable transport the transaction ends now
-    /// (Timer J is zero); otherwise it absorbs retransmissions for Timer J.
-    pub fn complete(&self, key: TxKey, response: Arc<[u8]>, reliable: bool) {
+    /// (Timers J and I are zero); otherwise it absorbs retransmissions for Timer J, or,
+    /// for a non-2xx answer to an INVITE (`awaits_ack`), until its ACK or Timer H.
+    /// Returns whether the owner must run Timer G (see [`Self::unacknowledged`]).
+    pub fn complete(
+        &self,
+        key: TxKey,
+        response: Arc<[u8]>,
+        awaits_ack: bool,
+        reliable: bool,
+    ) -> bool {
         let now = Instant::now();
         let mut inner = self.lock(key);
         if reliable {
             inner.entries.remove(&key);
-            return;
+            return false;
         }
-        let expires = now + TIMER_J;
-        if let Some(entry) = inner.entries.get_mut(&key) {
-            entry.state = State::Completed { response };
-            entry.expires = expires;
-            inner.queue.push_back((expires, key));
-        }
+        let expires = now + if awaits_ack { TIMER_H } else { TIMER_J };
+        let Some(entry) = inner.entries.get_mut(&key) else {
+            return false;
+        };
+        entry.state = State::Completed {
+            response,
+            awaiting_ack: awaits_ack,
+        };
+        entry.expires = expires;
+        inner.queue.push_back((expires, key));
+        awaits_ack
     }
 
     /// Transactions remembered right now.
@@ -239,7 +296,7 @@ mod tests {
             "still working: absorb silently"
         );
         let resp: Arc<[u8]> = Arc::from(&b"SIP/2.0 200 OK\r\n\r\n"[..]);
-        tx.complete(key, resp.clone(), false);
+        assert!(!tx.complete(key, resp.clone(), false, false));
         assert_eq!(tx.receive(key), Seen::Again(Some(resp.clone())));
         tokio::time::advance(TIMER_J - Duration::from_millis(1)).await;
         assert_eq!(tx.receive(key), Seen::Again(Some(resp)));
@@ -257,7 +314,7 @@ mod tests {
         let (req, via) = register("z9hG4bK-b");
         let key = tx.key(&req, &via);
         assert_eq!(tx.receive(key), Seen::New);
-        tx.complete(key, Arc::from(&b"x"[..]), true);
+        assert!(!tx.complete(key, Arc::from(&b"x"[..]), false, true));
         assert!(tx.is_empty());
     }
 
@@ -279,6 +336,45 @@ mod tests {
             tx.key(&invite, &via_a),
             "ACK matches its INVITE"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unacknowledged_invite_failure_is_resent_until_its_ack_then_absorbs_for_timer_i() {
+        let tx = ServerTransactions::default();
+        let (mut invite, via) = register("z9hG4bK-g");
+        invite.method = Method::Invite;
+        let key = tx.key(&invite, &via);
+        assert_eq!(tx.receive(key), Seen::New);
+        let resp: Arc<[u8]> = Arc::from(&b"SIP/2.0 486 Busy Here\r\n\r\n"[..]);
+        assert!(tx.complete(key, resp.clone(), true, false), "Timer G runs");
+        tokio::time::advance(T1).await;
+        assert_eq!(tx.unacknowledged(key), Some(resp.clone()));
+        let mut ack = invite.clone();
+        ack.method = Method::Ack;
+        assert_eq!(tx.key(&ack, &via), key);
+        assert!(tx.acknowledge(key), "the ACK is ours");
+        assert_eq!(tx.unacknowledged(key), None, "Timer G stops at the ACK");
+        tokio::time::advance(T4 - Duration::from_millis(1)).await;
+        assert!(tx.acknowledge(key), "late ACKs are absorbed during Timer I");
+        tokio::time::advance(Duration::from_millis(2)).await;
+        tx.sweep();
+        assert!(tx.is_empty(), "Timer I ended the transaction");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timer_h_gives_up_on_a_missing_ack() {
+        let tx = ServerTransactions::default();
+        let (mut invite, via) = register("z9hG4bK-h");
+        invite.method = Method::Invite;
+        let key = tx.key(&invite, &via);
+        tx.receive(key);
+        assert!(tx.complete(key, Arc::from(&b"x"[..]), true, false));
+        tokio::time::advance(TIMER_H - Duration::from_millis(1)).await;
+        assert!(tx.unacknowledged(key).is_some());
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert_eq!(tx.unacknowledged(key), None);
+        tx.sweep();
+        assert!(tx.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,9 +3,9 @@
 //! silence or `--rtp-timeout` (30 s) without any RTP, and deposits the message (one second or more).
 //! When we end the recording the caller gets a BYE from us.
 
-use super::client::T2;
 use super::message::{Method, Name, Request, Response};
 use super::sdp::{self, OfferError};
+use super::transaction::T2;
 use super::transaction::{T1, TxKey};
 use super::transport::Origin;
 use super::uas::UasDialog;
@@ -141,8 +141,7 @@ impl SipCore {
             .insert(vm.dialog.call_id.clone(), vm.clone());
         // Retransmitted INVITEs get this 200 again; our own retransmissions run below.
         let bytes: Arc<[u8]> = ok.to_bytes().into();
-        self.transactions
-            .complete(key, bytes.clone(), origin.transport.is_reliable());
+        self.complete(key, origin, bytes.clone(), 200, true);
         self.send_to(origin, bytes.clone());
         tracing::info!(sip.call_id = %vm.dialog.call_id, extension = %ext.number, rtp.port = port, "voicemail answered");
 

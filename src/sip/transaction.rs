@@ -5,7 +5,7 @@
 //! final response to an INVITE over UDP waits for its ACK: the owner resends it on
 //! Timer G (T1 doubling up to T2) while [`ServerTransactions::unacknowledged`] says so,
 //! Timer H (64·T1) gives up, and after the ACK the transaction absorbs late ACKs and
-//! retransmitted INVITEs for Timer I (T4).
+//! retransmitted INVITEs until that same deadline (longer than Timer I's T4; harmless).
 //!
 //! Time comes from `tokio::time::Instant`, so tests drive the timers with paused time.
 
@@ -20,7 +20,7 @@ use tokio::time::{Duration, Instant};
 pub const T1: Duration = Duration::from_millis(500);
 /// RFC 3261 T2: the cap on retransmission intervals.
 pub const T2: Duration = Duration::from_secs(4);
-/// RFC 3261 T4: how long a message may stay in the network (Timer I).
+/// RFC 3261 T4: how long a message may stay in the network.
 pub const T4: Duration = Duration::from_secs(5);
 /// Timer J (64·T1), and the longest we keep any server transaction around.
 pub const TIMER_J: Duration = T1.saturating_mul(64);
@@ -148,19 +148,16 @@ impl ServerTransactions {
     }
 
     /// An ACK for the INVITE transaction `key`: whether that transaction is ours (the
-    /// ACK is then absorbed). The first ACK stops Timer G and starts Timer I.
+    /// ACK is then absorbed). The first ACK stops Timer G. The entry then stays until
+    /// the Timer H deadline it already has, which covers Timer I (T4) and answers a
+    /// late retransmitted INVITE with the same final response.
     pub fn acknowledge(&self, key: TxKey) -> bool {
-        let now = Instant::now();
         let mut inner = self.lock(key);
         let Some(entry) = inner.entries.get_mut(&key) else {
             return false;
         };
-        if let State::Completed { awaiting_ack, .. } = &mut entry.state
-            && *awaiting_ack
-        {
+        if let State::Completed { awaiting_ack, .. } = &mut entry.state {
             *awaiting_ack = false;
-            entry.expires = now + T4;
-            inner.queue.push_back((now + T4, key));
         }
         true
     }
@@ -354,11 +351,19 @@ mod tests {
         assert_eq!(tx.key(&ack, &via), key);
         assert!(tx.acknowledge(key), "the ACK is ours");
         assert_eq!(tx.unacknowledged(key), None, "Timer G stops at the ACK");
-        tokio::time::advance(T4 - Duration::from_millis(1)).await;
-        assert!(tx.acknowledge(key), "late ACKs are absorbed during Timer I");
-        tokio::time::advance(Duration::from_millis(2)).await;
+        tokio::time::advance(T4).await;
+        assert!(
+            tx.acknowledge(key),
+            "late ACKs are absorbed after Timer I too"
+        );
+        assert_eq!(
+            tx.receive(key),
+            Seen::Again(Some(resp)),
+            "a late INVITE copy"
+        );
+        tokio::time::advance(TIMER_H).await;
         tx.sweep();
-        assert!(tx.is_empty(), "Timer I ended the transaction");
+        assert!(tx.is_empty(), "gone once Timer H's deadline passed");
     }
 
     #[tokio::test(start_paused = true)]

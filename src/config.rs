@@ -65,13 +65,14 @@ pub struct ServeOpts {
         global = true
     )]
     pub jwt_ttl: i64,
-    /// Digest algorithms offered to phones, most preferred first. MD5 leads by default:
-    /// many phones (and Debian's baresip 1.0 and SIPp 3.6) take the first challenge and
-    /// cannot do SHA-256.
+    /// Digest algorithms offered to phones, most preferred first. MD5 only by default:
+    /// libre-based phones (Debian's baresip 1.0 among them) abort when any challenge
+    /// names SHA-256. A phone that answers with SHA-256 anyway is accepted whatever is
+    /// offered; `SHA-256,MD5` offers both.
     #[arg(
         long,
         env = "SWITCHBOARD_SIP_DIGEST",
-        default_value = "MD5,SHA-256",
+        default_value = "MD5",
         global = true
     )]
     pub sip_digest: String,

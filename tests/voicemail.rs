@@ -91,8 +91,7 @@ async fn put_greeting(
 }
 
 async fn a_caller_in_dnd_leaves_a_message_the_api_serves_and_manages(backend: Backend) {
-    // Debian's baresip 1.0 refuses any challenge list naming SHA-256.
-    let app = TestApp::spawn_with(backend, &["--sip-digest", "MD5"]).await;
+    let app = TestApp::spawn(backend).await;
     let alice = app.account("101", "Alice").await;
     let bob = app.account("102", "Bob").await;
     let (s, _) = app
@@ -632,7 +631,7 @@ async fn a_caller_who_sends_no_rtp_is_hung_up_on_and_the_port_is_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_call_reaches_voicemail_which_ends_it_after_silence() {
-    let app = TestApp::spawn_with(Backend::Postgres, &["--sip-digest", "MD5"]).await;
+    let app = TestApp::spawn(Backend::Postgres).await;
     let alice = app.account("101", "Alice").await;
     let bob = app.account("102", "Bob").await;
     let (s, _) = app

@@ -77,9 +77,9 @@ impl SipCore {
             user: creds.username.clone(),
             reason,
         };
-        let Some(algorithm) = auth::algorithm_of(creds.algorithm.as_deref())
-            .filter(|a| self.config.digest.contains(a))
-        else {
+        // Any algorithm we know is accepted, offered or not: the nonce does not depend
+        // on it, and a phone that can do SHA-256 should not be turned away for it.
+        let Some(algorithm) = auth::algorithm_of(creds.algorithm.as_deref()) else {
             return fail("unsupported_algorithm");
         };
         let (Some(qop), Some(nc_raw), Some(cnonce)) = (&creds.qop, &creds.nc, &creds.cnonce) else {
@@ -137,7 +137,7 @@ impl SipCore {
         AuthOutcome::Ok(account)
     }
 
-    /// A 401/407 with fresh SHA-256 and MD5 challenges.
+    /// A 401/407 with a fresh nonce, one challenge per configured algorithm.
     pub fn challenge(
         &self,
         req: &Request,

@@ -109,8 +109,72 @@ impl Dialogs {
     }
 }
 
+/// One ringing call's early dialogs (RFC 3261 §12.1): the caller, and each callee
+/// that answered provisionally with a tag.
+struct EarlyCall {
+    caller_tag: String,
+    caller: Origin,
+    callees: Vec<(String, Origin)>,
+}
+
+/// Calls still ringing, by Call-ID, so that requests within an early dialog (PRACK for
+/// a reliable provisional, UPDATE) are relayed before the answer.
+#[derive(Default)]
+pub struct EarlyDialogs {
+    by_call_id: Mutex<HashMap<String, EarlyCall>>,
+}
+
+impl EarlyDialogs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, EarlyCall>> {
+        self.by_call_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a callee's early dialog (a provisional response with a To tag).
+    pub fn note(
+        &self,
+        call_id: &str,
+        caller_tag: &str,
+        caller: Origin,
+        callee_tag: &str,
+        callee: Origin,
+    ) {
+        let mut calls = self.lock();
+        let call = calls
+            .entry(call_id.to_owned())
+            .or_insert_with(|| EarlyCall {
+                caller_tag: caller_tag.to_owned(),
+                caller,
+                callees: Vec::new(),
+            });
+        if !call.callees.iter().any(|(tag, _)| tag == callee_tag) {
+            call.callees.push((callee_tag.to_owned(), callee));
+        }
+    }
+
+    /// Forgets a call's early dialogs once its INVITE has its final answer.
+    pub fn forget(&self, call_id: &str) {
+        self.lock().remove(call_id);
+    }
+
+    /// Where a request within an early dialog goes: from the caller to the callee its
+    /// To tag names, or from a callee to the caller.
+    fn route(&self, call_id: &str, from_tag: &str, to_tag: &str) -> Option<Origin> {
+        let calls = self.lock();
+        let call = calls.get(call_id)?;
+        let callee = |tag: &str| call.callees.iter().find(|(t, _)| t == tag).map(|c| c.1);
+        if from_tag == call.caller_tag {
+            callee(to_tag)
+        } else if to_tag == call.caller_tag {
+            callee(from_tag).map(|_| call.caller)
+        } else {
+            None
+        }
+    }
+}
+
 impl SipCore {
-    /// A request with a To tag: relay it to the other leg of its dialog.
+    /// A request with a To tag: relay it to the other leg of its dialog (answered, or
+    /// still early), or answer it for a dialog of ours (voicemail, MWI).
     pub(super) async fn in_dialog(
         self: &Arc<Self>,
         req: Request,
@@ -118,6 +182,19 @@ impl SipCore {
         origin: Origin,
         key: Option<TxKey>,
     ) {
+        let ours =
+            self.voicemail.get(&ctx.call_id).is_some() || self.mwi.get(&ctx.call_id).is_some();
+        // Require is for the UAS: us in our own dialogs; Proxy-Require when we relay.
+        let requirement = if ours {
+            Name::Require
+        } else {
+            Name::ProxyRequire
+        };
+        if let Some(key) = key
+            && let Some(resp) = self.unsupported(&req, &ctx, origin, &requirement)
+        {
+            return self.finish(key, origin, resp);
+        }
         if let Some(vm) = self.voicemail.get(&ctx.call_id) {
             return self.voicemail_request(&vm, &req, &ctx, origin, key);
         }
@@ -126,20 +203,25 @@ impl SipCore {
                 .subscription_request(sub, &req, &ctx, origin, key)
                 .await;
         }
-        let Some(dialog) = self.dialogs.get(&ctx.call_id) else {
-            if let Some(key) = key {
-                let resp =
-                    self.response(&req, &ctx, origin, 481, "Call/Transaction Does Not Exist");
-                self.finish(key, origin, resp);
-            }
-            return;
-        };
         let from_tag = ctx.from.tag().unwrap_or_default();
-        let (sender, other, side) = if from_tag == dialog.caller.tag {
-            (&dialog.caller, &dialog.callee, HangupSide::Caller)
-        } else if from_tag == dialog.callee.tag {
-            (&dialog.callee, &dialog.caller, HangupSide::Callee)
-        } else {
+        let to_tag = ctx.to.tag().unwrap_or_default();
+        let dialog = self.dialogs.get(&ctx.call_id);
+        let route = match &dialog {
+            Some(dialog) if from_tag == dialog.caller.tag => {
+                dialog.caller.cseq.fetch_max(ctx.cseq, Ordering::Relaxed);
+                Some((dialog.callee.origin, HangupSide::Caller))
+            }
+            Some(dialog) if from_tag == dialog.callee.tag => {
+                dialog.callee.cseq.fetch_max(ctx.cseq, Ordering::Relaxed);
+                Some((dialog.caller.origin, HangupSide::Callee))
+            }
+            Some(_) => None,
+            None => self
+                .early
+                .route(&ctx.call_id, from_tag, to_tag)
+                .map(|dest| (dest, HangupSide::Caller)),
+        };
+        let Some((dest, side)) = route else {
             if let Some(key) = key {
                 let resp =
                     self.response(&req, &ctx, origin, 481, "Call/Transaction Does Not Exist");
@@ -147,17 +229,15 @@ impl SipCore {
             }
             return;
         };
-        sender.cseq.fetch_max(ctx.cseq, Ordering::Relaxed);
         let mark = self.loop_mark(&req, &ctx);
-        let (out, branch) =
-            self.forward_request(&req, origin, req.uri.clone(), other.origin, &mark);
+        let (out, branch) = self.forward_request(&req, origin, req.uri.clone(), dest, &mark);
         let Some(key) = key else {
             // ACK for a 2xx: end to end, no response, no transaction.
-            self.send_to(other.origin, out.to_bytes().into());
+            self.send_to(dest, out.to_bytes().into());
             return;
         };
         let is_bye = req.method == Method::Bye;
-        let mut events = self.start_client(out, branch, other.origin);
+        let mut events = self.start_client(out, branch, dest);
         let final_response = loop {
             match events.recv().await {
                 Some(ClientEvent::Response(resp)) if resp.status < 200 => {
@@ -179,7 +259,7 @@ impl SipCore {
                 self.finish(key, origin, resp);
             }
         }
-        if is_bye {
+        if is_bye && let Some(dialog) = dialog {
             self.close_dialog(&dialog, side, None).await;
         }
     }

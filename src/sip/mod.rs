@@ -161,6 +161,8 @@ pub struct SipCore {
         std::collections::HashMap<TxKey, tokio::sync::mpsc::Sender<proxy::InviteSignal>>,
     >,
     dialogs: dialogs::Dialogs,
+    /// Ringing calls' early dialogs, for PRACK and UPDATE before the answer.
+    early: dialogs::EarlyDialogs,
     voicemail: voicemail::VoicemailCalls,
     mwi: mwi::Mwi,
     media_ports: Arc<crate::media::ports::PortPool>,
@@ -233,6 +235,7 @@ pub async fn start(
         clients: Default::default(),
         invites: Default::default(),
         dialogs: Default::default(),
+        early: Default::default(),
         shutdown: shutdown.clone(),
         udp: Arc::new(udp),
         flows: Arc::new(Flows::default()),
@@ -379,11 +382,8 @@ impl SipCore {
             Seen::Again(Some(bytes)) => return self.send(origin, bytes),
             Seen::Again(None) => return,
         }
-        if let Some(unsupported) = unsupported_requirements(&req) {
-            let mut resp = self.response(&req, &ctx, origin, 420, "Bad Extension");
-            resp.headers.push(Name::Unsupported, unsupported);
-            return self.finish(key, origin, resp);
-        }
+        // Require is for the UAS, Proxy-Require for us as a proxy (RFC 3261 §8.2.2.3,
+        // §16.3 step 5): each path checks the one that applies to it.
         let in_dialog = ctx.to.tag().is_some()
             && (self.dialogs.get(&ctx.call_id).is_some()
                 || self.voicemail.get(&ctx.call_id).is_some()
@@ -393,27 +393,52 @@ impl SipCore {
             // several KiB, and every message's task would otherwise be that large (6.8 KiB
             // measured), REGISTERs included.
             Method::Invite if ctx.to.tag().is_none() => {
+                if let Some(resp) = self.unsupported(&req, &ctx, origin, &Name::ProxyRequire) {
+                    return self.finish(key, origin, resp);
+                }
                 Box::pin(self.invite(req, ctx, origin, key)).await;
-            }
-            Method::Subscribe if ctx.to.tag().is_none() => {
-                Box::pin(self.subscribe(&req, &ctx, origin, key)).await;
             }
             Method::Cancel => {
                 let resp = self.cancel(&req, &ctx, origin);
                 self.finish(key, origin, resp);
             }
-            Method::Register | Method::Options if !in_dialog => {
-                let response = self.dispatch(&req, &ctx, origin).await;
-                self.finish(key, origin, response);
-            }
-            _ if ctx.to.tag().is_some() => {
+            _ if in_dialog || (ctx.to.tag().is_some() && !is_options_or_register(&req)) => {
                 Box::pin(self.in_dialog(req, ctx, origin, Some(key))).await;
+            }
+            // Everything else is answered here, as a UAS.
+            _ if let Some(resp) = self.unsupported(&req, &ctx, origin, &Name::Require) => {
+                self.finish(key, origin, resp);
+            }
+            Method::Subscribe => {
+                Box::pin(self.subscribe(&req, &ctx, origin, key)).await;
             }
             _ => {
                 let response = self.dispatch(&req, &ctx, origin).await;
                 self.finish(key, origin, response);
             }
         }
+    }
+
+    /// A 420 naming the option tags of `header` (`Require` when we are the UAS,
+    /// `Proxy-Require` when we forward), none of which we support; `None` when the
+    /// request names none. CANCEL and ACK are exempt.
+    pub(crate) fn unsupported(
+        &self,
+        req: &Request,
+        ctx: &RequestCtx,
+        origin: Origin,
+        header: &Name,
+    ) -> Option<Response> {
+        if matches!(req.method, Method::Cancel | Method::Ack) {
+            return None;
+        }
+        let tags: Vec<&str> = req.headers.all(header).collect();
+        if tags.is_empty() {
+            return None;
+        }
+        let mut resp = self.response(req, ctx, origin, 420, "Bad Extension");
+        resp.headers.push(Name::Unsupported, tags.join(", "));
+        Some(resp)
     }
 
     /// CANCEL of a pending INVITE: 200 for the CANCEL, and the INVITE's branches are
@@ -777,14 +802,10 @@ impl SipCore {
     }
 }
 
-/// Option tags in `Require` we do not support (RFC 3261 §8.2.2.3); CANCEL and ACK are
-/// exempt.
-fn unsupported_requirements(req: &Request) -> Option<String> {
-    if matches!(req.method, Method::Cancel | Method::Ack) {
-        return None;
-    }
-    let tags: Vec<&str> = req.headers.all(&Name::Require).collect();
-    (!tags.is_empty()).then(|| tags.join(", "))
+/// REGISTER and OPTIONS are answered here even with a To tag, unless they belong to a
+/// dialog we know.
+fn is_options_or_register(req: &Request) -> bool {
+    matches!(req.method, Method::Register | Method::Options)
 }
 
 #[cfg(test)]

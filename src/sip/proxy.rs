@@ -187,6 +187,7 @@ impl SipCore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
+        self.early.forget(&ctx.call_id);
         if let Some(resp) = response {
             self.finish(key, origin, resp);
         }
@@ -810,6 +811,9 @@ impl CallRun<'_> {
                     match ev {
                         ClientEvent::Response(resp) if resp.status < 200 => {
                             if resp.status > 100 && !timed_out && !cancelled {
+                                if let Some(tag) = resp.headers.get(&Name::To).and_then(|t| NameAddr::parse(t).ok()).and_then(|na| na.tag().map(str::to_owned)) {
+                                    self.core.early.note(&self.ctx.call_id, self.ctx.from.tag().unwrap_or_default(), self.origin, &tag, branches[i].dest);
+                                }
                                 let bytes = self.core.relay_response(resp, self.origin);
                                 self.core.transactions.provisional(self.key, bytes);
                             }

@@ -72,6 +72,10 @@ impl SipCore {
         ext: &Extension,
         call: Arc<CallHandle>,
     ) -> Result<(), Response> {
+        // Voicemail is the UAS here: it supports no option tags a caller may require.
+        if let Some(resp) = self.unsupported(req, ctx, origin, &Name::Require) {
+            return Err(resp);
+        }
         let offer = match sdp::parse_offer(&req.body) {
             Ok(offer) => offer,
             Err(OfferError::NoCommonCodec) => {

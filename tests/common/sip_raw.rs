@@ -295,3 +295,202 @@ pub fn ack_of(response: &str, dialled: &str) -> String {
          CSeq: {seq} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     )
 }
+
+impl RawSip {
+    /// INVITE, answer the 407 (and ACK it), send the authorised INVITE and return it
+    /// without waiting: the caller reads what comes back itself.
+    pub async fn send_invite_with_auth(
+        &self,
+        account: &Account,
+        dialled: &str,
+        call_id: &str,
+        extra: &str,
+        sdp: &str,
+    ) -> String {
+        let first = self
+            .transact(&self.invite_with_body(&account.number, dialled, call_id, extra, sdp))
+            .await;
+        assert_eq!(status(&first), 407, "{first}");
+        self.send(&ack_of(&first, dialled)).await;
+        let challenge = header(&first, "Proxy-Authenticate").unwrap().to_owned();
+        let auth = authorization(
+            &challenge,
+            &account.username,
+            &account.password,
+            "INVITE",
+            &format!("sip:{dialled}@127.0.0.1"),
+            1,
+        );
+        let second = self.invite_with_body(
+            &account.number,
+            dialled,
+            call_id,
+            &format!("{extra}Proxy-Authorization: {auth}\r\n"),
+            sdp,
+        );
+        self.send(&second).await;
+        second
+    }
+
+    /// The next request with this method within 5 s (other messages are skipped).
+    pub async fn expect_request(&self, method: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = self
+                .recv(left)
+                .await
+                .unwrap_or_else(|| panic!("no {method} within 5 s"));
+            if msg.starts_with(&format!("{method} ")) {
+                return msg;
+            }
+        }
+    }
+
+    /// The next response with this status to a request of this method within 5 s
+    /// (other messages are skipped).
+    pub async fn expect_response(&self, code: u16, method: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = self
+                .recv(left)
+                .await
+                .unwrap_or_else(|| panic!("no {code} to {method} within 5 s"));
+            let cseq_method = header(&msg, "CSeq").and_then(|c| c.split_whitespace().nth(1));
+            if msg.starts_with("SIP/2.0 ") && status(&msg) == code && cseq_method == Some(method) {
+                return msg;
+            }
+        }
+    }
+}
+
+/// A response to `request` as a phone sends it: Vias, Record-Routes, From, Call-ID and
+/// CSeq copied, To tagged with `to_tag` unless it already has a tag (RFC 3261 §8.2.6).
+pub fn reply(
+    request: &str,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    extra: &str,
+    body: &str,
+) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for via in headers(request, "Via") {
+        out.push_str(&format!("Via: {via}\r\n"));
+    }
+    for rr in headers(request, "Record-Route") {
+        out.push_str(&format!("Record-Route: {rr}\r\n"));
+    }
+    let to = header(request, "To").unwrap_or_default();
+    let to = if to.contains("tag=") {
+        to.to_owned()
+    } else {
+        format!("{to};tag={to_tag}")
+    };
+    for (name, value) in [
+        ("From", header(request, "From").unwrap_or_default()),
+        ("To", &to),
+        ("Call-ID", header(request, "Call-ID").unwrap_or_default()),
+        ("CSeq", header(request, "CSeq").unwrap_or_default()),
+    ] {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    out.push_str(&format!(
+        "{extra}{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    out
+}
+
+/// One side's view of a dialog, enough to send requests within it (RFC 3261 §12.2.1).
+pub struct DialogView {
+    pub call_id: String,
+    /// Our From value, with our tag.
+    pub local: String,
+    /// Our To value, with the peer's tag.
+    pub remote: String,
+    /// The peer's Contact URI: the Request-URI.
+    pub target: String,
+    /// Route values, in the order they are sent.
+    pub route: Vec<String>,
+}
+
+fn uri_in(name_addr: &str) -> String {
+    match (name_addr.find('<'), name_addr.find('>')) {
+        (Some(a), Some(b)) if a < b => name_addr[a + 1..b].to_owned(),
+        _ => name_addr
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    }
+}
+
+impl DialogView {
+    /// The caller's view, from its INVITE and a response carrying the callee's tag.
+    pub fn of_caller(invite: &str, response: &str) -> DialogView {
+        let mut route: Vec<String> = headers(response, "Record-Route")
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_owned())
+            .collect();
+        route.reverse();
+        DialogView {
+            call_id: header(invite, "Call-ID").unwrap_or_default().to_owned(),
+            local: header(invite, "From").unwrap_or_default().to_owned(),
+            remote: header(response, "To").unwrap_or_default().to_owned(),
+            target: uri_in(header(response, "Contact").unwrap_or_default()),
+            route,
+        }
+    }
+
+    /// The callee's view, from the INVITE it received and the tag it answered with.
+    pub fn of_callee(invite: &str, local_tag: &str) -> DialogView {
+        DialogView {
+            call_id: header(invite, "Call-ID").unwrap_or_default().to_owned(),
+            local: format!(
+                "{};tag={local_tag}",
+                header(invite, "To").unwrap_or_default()
+            ),
+            remote: header(invite, "From").unwrap_or_default().to_owned(),
+            target: uri_in(header(invite, "Contact").unwrap_or_default()),
+            route: headers(invite, "Record-Route")
+                .flat_map(|v| v.split(','))
+                .map(|v| v.trim().to_owned())
+                .collect(),
+        }
+    }
+
+    /// A request within the dialog, sent from `via` (our address), with CSeq `cseq`.
+    pub fn request(
+        &self,
+        method: &str,
+        cseq: u32,
+        via: std::net::SocketAddr,
+        extra: &str,
+    ) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let branch = format!("z9hG4bK-dlg-{method}-{cseq}-{n}");
+        let route: String = self
+            .route
+            .iter()
+            .map(|r| format!("Route: {r}\r\n"))
+            .collect();
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch={branch};rport\r\n\
+             {route}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
+            target = self.target,
+            local = self.local,
+            remote = self.remote,
+            call_id = self.call_id,
+        )
+    }
+}

@@ -313,3 +313,94 @@ async fn requests_answered_here_still_get_420_for_require() {
     assert_eq!(status(&resp), 420, "{resp}");
     assert_eq!(header(&resp, "Unsupported"), Some("foo"));
 }
+
+/// A REGISTER for `account` at `domain` (Request-URI, From and To), answering the
+/// challenge when there is one; returns the final response.
+async fn register_at(raw: &RawSip, account: &Account, domain: &str, call_id: &str) -> String {
+    let at = |msg: String| {
+        msg.replace(
+            "REGISTER sip:127.0.0.1 ",
+            &format!("REGISTER sip:{domain} "),
+        )
+        .replace(
+            &format!("<sip:{}@127.0.0.1>", account.number),
+            &format!("<sip:{}@{domain}>", account.number),
+        )
+    };
+    let contact = format!("<sip:{}@{}>", account.number, raw.local());
+    let first = raw
+        .transact(&at(raw.register(&account.number, call_id, &contact, "")))
+        .await;
+    if status(&first) != 401 {
+        return first;
+    }
+    let challenge = header(&first, "WWW-Authenticate").unwrap().to_owned();
+    let auth = crate::common::sip::authorization(
+        &challenge,
+        &account.username,
+        &account.password,
+        "REGISTER",
+        &format!("sip:{domain}"),
+        1,
+    );
+    raw.transact(&at(raw.register(
+        &account.number,
+        call_id,
+        &contact,
+        &format!("Authorization: {auth}\r\n"),
+    )))
+    .await
+}
+
+/// A PBX's own domain reaches it, this server's own names reach the default PBX, and a
+/// domain no PBX hosts is refused: 404 for REGISTER and SUBSCRIBE, 403 for INVITE.
+#[tokio::test]
+async fn requests_for_a_domain_no_pbx_hosts_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.account("101", "Alice").await;
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+
+    let foreign = register_at(&raw, &alice, "elsewhere.example", "dom-1").await;
+    assert_eq!(status(&foreign), 404, "{foreign}");
+    let local = raw.local();
+    let subscribe = format!(
+        "SUBSCRIBE sip:101@elsewhere.example SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-dom-2\r\n\
+         From: <sip:101@elsewhere.example>;tag=s1\r\nTo: <sip:101@elsewhere.example>\r\nCall-ID: dom-2\r\n\
+         CSeq: 1 SUBSCRIBE\r\nContact: <sip:101@{local}>\r\nEvent: message-summary\r\nExpires: 600\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let resp = raw.transact(&subscribe).await;
+    assert_eq!(status(&resp), 404, "{resp}");
+    let invite = raw.invite(&alice.number, "102", "dom-3", "").replace(
+        "From: <sip:101@127.0.0.1>",
+        "From: <sip:101@elsewhere.example>",
+    );
+    let resp = raw.transact(&invite).await;
+    assert_eq!(status(&resp), 403, "{resp}");
+
+    // `localhost` is this server: the default PBX (realm 127.0.0.1) takes it.
+    let own = register_at(&raw, &alice, "localhost", "dom-4").await;
+    assert_eq!(status(&own), 200, "{own}");
+
+    // Another tenant's domain reaches that tenant, and only its extensions.
+    let (ok, acme, err) = app.cli(&["pbx", "create", "acme", "--domain", "acme.example"]);
+    assert!(ok, "{err}");
+    let acme_key = app.api_key(acme.trim(), None);
+    let (code, ext) = crate::common::send(
+        app.request_as(&acme_key, reqwest::Method::POST, "/v1/pbx/extensions")
+            .json(&serde_json::json!({"number": "201", "name": "Ada"})),
+    )
+    .await;
+    assert_eq!(code, 201, "{ext}");
+    let ada = crate::common::sip::account_of(&ext["extension"]);
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    let at_acme = register_at(&raw, &ada, "acme.example", "dom-5").await;
+    assert_eq!(status(&at_acme), 200, "{at_acme}");
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    let alice_at_acme = register_at(&raw, &alice, "acme.example", "dom-6").await;
+    assert_eq!(
+        status(&alice_at_acme),
+        401,
+        "another tenant's user is not known there"
+    );
+}

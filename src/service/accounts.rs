@@ -11,6 +11,8 @@ use std::sync::{Arc, RwLock};
 use tokio::time::{Duration, Instant};
 
 const PBX_TTL: Duration = Duration::from_secs(5);
+/// The cache key of the default PBX (no domain is empty).
+const DEFAULT_KEY: &str = "";
 
 /// An extension as SIP authentication and routing see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +33,8 @@ pub struct SipAccount {
 #[derive(Default)]
 pub struct AccountCache {
     by_user: RwLock<HashMap<String, Arc<SipAccount>>>,
-    by_domain: RwLock<HashMap<String, (Instant, Arc<Pbx>)>>,
+    /// By lower-case domain, and the default PBX under [`DEFAULT_KEY`].
+    by_domain: RwLock<HashMap<String, (Instant, Option<Arc<Pbx>>)>>,
     /// One refresh of a domain at a time; everyone else keeps using the stale entry
     /// (at thousands of REGISTERs a second, an expiring entry must not send them all
     /// to the database at once).
@@ -84,45 +87,58 @@ impl Services {
         Ok(Some(account))
     }
 
-    /// The PBX whose SIP domain is `host`, else the default PBX (phones pointed at an IP
-    /// address land there). `None` only when no PBX exists at all.
+    /// The PBX whose SIP domain is `host`, if any.
     pub async fn pbx_for_domain(&self, host: &str) -> ServiceResult<Option<Arc<Pbx>>> {
         let host = host.to_ascii_lowercase();
+        self.cached_pbx(&host, |all| all.iter().find(|p| p.sip_domain == host))
+            .await
+    }
+
+    /// The default PBX (named `default`, else the first), where requests for this
+    /// server's own addresses go.
+    pub async fn default_pbx(&self) -> ServiceResult<Option<Arc<Pbx>>> {
+        self.cached_pbx(DEFAULT_KEY, |all| {
+            all.iter()
+                .find(|p| p.name == "default")
+                .or_else(|| all.first())
+        })
+        .await
+    }
+
+    /// A PBX lookup cached under `key` for [`PBX_TTL`], misses included (a scanner
+    /// trying random domains must not reach the database on every request).
+    async fn cached_pbx(
+        &self,
+        key: &str,
+        pick: impl FnOnce(&[Pbx]) -> Option<&Pbx>,
+    ) -> ServiceResult<Option<Arc<Pbx>>> {
         let now = Instant::now();
         let cached = self
             .accounts
             .by_domain
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&host)
+            .get(key)
             .cloned();
         let _refresh = match cached {
-            Some((at, pbx)) if now.duration_since(at) < PBX_TTL => return Ok(Some(pbx)),
+            Some((at, pbx)) if now.duration_since(at) < PBX_TTL => return Ok(pbx),
             Some((_, stale)) => match self.accounts.refreshing.try_lock() {
                 Ok(guard) => guard,
-                Err(_) => return Ok(Some(stale)),
+                Err(_) => return Ok(stale),
             },
             None => self.accounts.refreshing.lock().await,
         };
         let all = self.store.list_pbx().await?;
-        let found = all
-            .iter()
-            .find(|p| p.sip_domain == host)
-            .or_else(|| all.iter().find(|p| p.name == "default"))
-            .or_else(|| all.first())
-            .cloned()
-            .map(Arc::new);
-        if let Some(pbx) = &found {
-            let mut cache = self
-                .accounts
-                .by_domain
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(host, (now, pbx.clone()));
+        let found = pick(&all).cloned().map(Arc::new);
+        let mut cache = self
+            .accounts
+            .by_domain
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.clear();
         }
+        cache.insert(key.to_owned(), (now, found.clone()));
         Ok(found)
     }
 }

@@ -150,6 +150,8 @@ pub struct SipCore {
     config: SipConfig,
     /// `host:port` in our Via and Record-Route.
     advertise: String,
+    /// This machine's name (a SIP domain that means "this server").
+    hostname: String,
     udp: Arc<tokio::net::UdpSocket>,
     flows: Arc<Flows>,
     /// Connections we opened, by peer address.
@@ -231,6 +233,7 @@ pub async fn start(
         media_ip,
         config: config.clone(),
         advertise,
+        hostname: crate::config::hostname(),
         outbound: Default::default(),
         clients: Default::default(),
         invites: Default::default(),
@@ -519,6 +522,34 @@ impl SipCore {
     /// Our address as it appears in Via and Record-Route (`host:port`).
     pub fn advertised(&self) -> String {
         self.advertise.clone()
+    }
+
+    /// Whether `host` names this server: the advertised host, `localhost`, the host
+    /// name, the address SIP is bound to, or (bound to every interface) any address of
+    /// this machine. Requests for a domain no PBX hosts reach the default PBX only then.
+    pub(crate) fn is_own_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let advertised = self
+            .advertise
+            .rsplit_once(':')
+            .map_or(self.advertise.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.eq_ignore_ascii_case(advertised)
+            || host.eq_ignore_ascii_case("localhost")
+            || host.eq_ignore_ascii_case(&self.hostname)
+        {
+            return true;
+        }
+        let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        let bound = self.config.addr.ip();
+        if !bound.is_unspecified() {
+            return ip == bound;
+        }
+        // An address is this machine's when a socket can be bound to it.
+        !ip.is_unspecified() && !ip.is_multicast() && std::net::UdpSocket::bind((ip, 0)).is_ok()
     }
 
     async fn dispatch(

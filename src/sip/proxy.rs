@@ -246,10 +246,9 @@ impl SipCore {
             && (origin.transport != SipTransport::Udp || gw.port() == origin.remote.port())
         {
             let host = &req.uri.host;
-            let pbx = match self.services.pbx_for_domain(host).await {
-                Ok(Some(p)) => p,
-                _ => return Err(Box::new(self.response(req, ctx, origin, 404, "Not Found"))),
-            };
+            let pbx = self
+                .pbx_for_host(req, ctx, origin, host, (404, "Not Found"))
+                .await?;
             return Ok(Caller::Gateway {
                 pbx,
                 number: ctx.from.uri.user_unescaped().unwrap_or_default(),
@@ -257,7 +256,7 @@ impl SipCore {
             });
         }
         let pbx = self
-            .pbx_for_host(req, ctx, origin, &ctx.from.uri.host)
+            .pbx_for_host(req, ctx, origin, &ctx.from.uri.host, (403, "Forbidden"))
             .await?;
         match self
             .authenticate(req, &pbx, &Name::ProxyAuthorization)

@@ -179,18 +179,29 @@ impl SipCore {
         }
     }
 
-    /// The PBX whose SIP domain is `host`; else the answer to send: 404 for a domain we
-    /// do not serve, 500 when the store cannot say.
+    /// The PBX whose SIP domain is `host` (the default PBX for this server's own
+    /// addresses); else the answer to send: `unknown` for a domain we do not serve,
+    /// 500 when the store cannot say.
     pub(super) async fn pbx_for_host(
         &self,
         req: &Request,
         ctx: &RequestCtx,
         origin: Origin,
         host: &str,
+        unknown: (u16, &str),
     ) -> Result<Arc<Pbx>, Box<Response>> {
-        match self.services.pbx_for_domain(host).await {
+        let found = match self.services.pbx_for_domain(host).await {
+            Ok(None) if self.is_own_host(host) => self.services.default_pbx().await,
+            other => other,
+        };
+        match found {
             Ok(Some(pbx)) => Ok(pbx),
-            Ok(None) => Err(Box::new(self.response(req, ctx, origin, 404, "Not Found"))),
+            Ok(None) => {
+                tracing::debug!(sip.domain = %host, "request for a domain no PBX hosts");
+                Err(Box::new(
+                    self.response(req, ctx, origin, unknown.0, unknown.1),
+                ))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "PBX lookup failed");
                 Err(Box::new(self.response(
@@ -218,7 +229,9 @@ impl SipCore {
         } else {
             &ctx.to.uri.host
         };
-        let pbx = self.pbx_for_host(req, ctx, origin, host).await?;
+        let pbx = self
+            .pbx_for_host(req, ctx, origin, host, (404, "Not Found"))
+            .await?;
         match self.authenticate(req, &pbx, &Name::Authorization).await {
             AuthOutcome::Ok(account) => Ok((pbx, account)),
             AuthOutcome::Challenge { stale } => Err(Box::new(

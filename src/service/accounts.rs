@@ -11,6 +11,9 @@ use std::sync::{Arc, RwLock};
 use tokio::time::{Duration, Instant};
 
 const PBX_TTL: Duration = Duration::from_secs(5);
+/// A PBX lookup (a miss too) and when it was made.
+type CachedPbx = (Instant, Option<Arc<Pbx>>);
+
 /// The cache key of the default PBX (no domain is empty).
 const DEFAULT_KEY: &str = "";
 
@@ -34,7 +37,7 @@ pub struct SipAccount {
 pub struct AccountCache {
     by_user: RwLock<HashMap<String, Arc<SipAccount>>>,
     /// By lower-case domain, and the default PBX under [`DEFAULT_KEY`].
-    by_domain: RwLock<HashMap<String, (Instant, Option<Arc<Pbx>>)>>,
+    by_domain: RwLock<HashMap<String, CachedPbx>>,
     /// One refresh of a domain at a time; everyone else keeps using the stale entry
     /// (at thousands of REGISTERs a second, an expiring entry must not send them all
     /// to the database at once).

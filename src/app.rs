@@ -110,6 +110,7 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
     }
 
     let shutdown = CancellationToken::new();
+    let message_timeout = std::time::Duration::from_secs(opts.message_timeout.max(1));
     let sip_config = crate::sip::SipConfig {
         addr: opts.sip,
         digest: crate::sip::parse_digest_list(&opts.sip_digest).map_err(anyhow::Error::msg)?,
@@ -127,6 +128,11 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
         advertise: opts.sip_advertise.clone(),
         rtp_ports,
         rtp_timeout: std::time::Duration::from_secs(opts.rtp_timeout.max(1)),
+        stream_limits: crate::sip::transport::StreamLimits {
+            max_connections: opts.sip_max_connections.max(1),
+            max_per_address: opts.sip_max_connections_per_address.max(1),
+            message_timeout,
+        },
     };
     let sip = crate::sip::start(services.clone(), sip_config, shutdown.clone()).await?;
     tokio::spawn(maintenance(services.clone(), shutdown.clone()));
@@ -151,7 +157,8 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
     tracing::info!(http.addr = %http_addr, "listening");
 
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = api::router(state).into_make_service_with_connect_info::<api::listener::Peer>();
+    let listener = api::listener::WatchedListener::new(listener, message_timeout);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;

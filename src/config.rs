@@ -76,6 +76,33 @@ pub struct ServeOpts {
         global = true
     )]
     pub sip_digest: String,
+    /// SIP connections (TCP and websocket) open at once, all phones together; more are
+    /// closed at once (websocket upgrades get 503).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIP_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub sip_max_connections: usize,
+    /// SIP connections open at once from one source address (an office behind one NAT
+    /// opens one per phone over TCP).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub sip_max_connections_per_address: usize,
+    /// Seconds a peer has to finish a message it started: SIP over TCP, and any
+    /// websocket on the HTTP port. A connection idle between messages stays open.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MESSAGE_TIMEOUT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub message_timeout: u64,
     /// Shortest registration accepted, in seconds (shorter ones get 423 Interval Too Brief).
     #[arg(
         long,

@@ -374,3 +374,210 @@ async fn ws_exchange(
         }
     }
 }
+
+/// A SIP websocket (`sip` subprotocol) to the server.
+async fn sip_websocket(
+    app: &TestApp,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let url = format!("{}/sip", app.base.replacen("http://", "ws://", 1));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// Whether the server closes `tcp` within `limit` (a read returns end of stream or an
+/// error rather than timing out).
+async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// On the default flags, a peer gets 10 s to finish a message it has started, over TCP
+/// (a body shorter than its Content-Length, a head without its blank line) and over a
+/// SIP websocket (a frame shorter than its announced length); connections idle between
+/// whole messages stay open past that (RFC 5626 keep-alives).
+#[tokio::test]
+async fn a_message_left_unfinished_closes_its_connection_but_idle_ones_stay_open() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let started = tokio::time::Instant::now();
+
+    let mut short_body = tokio::net::TcpStream::connect(app.sip_addr())
+        .await
+        .unwrap();
+    let local = short_body.local_addr().unwrap();
+    let partial = options(local, "probe")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Length: 9999\r\n\r\nv=0\r\n",
+        );
+    short_body.write_all(partial.as_bytes()).await.unwrap();
+    let mut no_blank_line = tokio::net::TcpStream::connect(app.sip_addr())
+        .await
+        .unwrap();
+    no_blank_line
+        .write_all(
+            b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-x\r\n",
+        )
+        .await
+        .unwrap();
+
+    let mut idle_tcp = tokio::net::TcpStream::connect(app.sip_addr())
+        .await
+        .unwrap();
+    let whole =
+        options(idle_tcp.local_addr().unwrap(), "probe").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    idle_tcp.write_all(whole.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(2), idle_tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status(&String::from_utf8_lossy(&buf[..n])), 200);
+
+    let mut unfinished_ws = sip_websocket(&app).await.expect("websocket upgrade");
+    // A masked text frame announcing 9,999 bytes, and 10 of them.
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&9999u16.to_be_bytes());
+    frame.extend_from_slice(&[7, 7, 7, 7]);
+    frame.extend_from_slice(&[0u8; 10]);
+    match unfinished_ws.get_mut() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.write_all(&frame).await.unwrap(),
+        _ => unreachable!("plain ws://"),
+    }
+    let mut idle_ws = sip_websocket(&app).await.expect("websocket upgrade");
+    let reply = ws_exchange(
+        &mut idle_ws,
+        options(local, "probe").replace("SIP/2.0/UDP", "SIP/2.0/WS"),
+    )
+    .await;
+    assert_eq!(status(&reply), 200);
+
+    let limit = Duration::from_secs(20);
+    assert!(
+        closed_within(&mut short_body, limit).await,
+        "short body kept open"
+    );
+    assert!(
+        closed_within(&mut no_blank_line, limit).await,
+        "unfinished head kept open"
+    );
+    let ws_closed = tokio::time::timeout(limit, async {
+        loop {
+            match unfinished_ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ws_closed.is_ok(), "unfinished websocket frame kept open");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "closed before the 10 s default: {:?}",
+        started.elapsed()
+    );
+
+    // Past the timeout, the idle connections still work.
+    tokio::time::sleep_until(started + Duration::from_secs(11)).await;
+    idle_tcp
+        .write_all(whole.replace("opt-", "opt2-").as_bytes())
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), idle_tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status(&String::from_utf8_lossy(&buf[..n])),
+        200,
+        "idle TCP flow"
+    );
+    let reply = ws_exchange(
+        &mut idle_ws,
+        options(local, "probe").replace("SIP/2.0/UDP", "SIP/2.0/WS"),
+    )
+    .await;
+    assert_eq!(status(&reply), 200, "idle websocket");
+}
+
+/// Connections phones open are capped per source address and in total, over TCP and
+/// websocket alike (`--sip-max-connections-per-address 2 --sip-max-connections 3`).
+#[tokio::test]
+async fn sip_connections_are_capped_per_address_and_in_total() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            "--sip-max-connections-per-address",
+            "2",
+            "--sip-max-connections",
+            "3",
+        ],
+    )
+    .await;
+    let connect_from = |ip: &'static str| {
+        let server = app.sip_addr();
+        async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+            socket.connect(server).await.unwrap()
+        }
+    };
+    let answers = |mut tcp: tokio::net::TcpStream| async move {
+        let req = options(tcp.local_addr().unwrap(), "probe").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(status(&String::from_utf8_lossy(&buf[..n])), 200);
+        tcp
+    };
+    let a1 = answers(connect_from("127.0.0.1").await).await;
+    let a2 = answers(connect_from("127.0.0.1").await).await;
+    let mut a3 = connect_from("127.0.0.1").await;
+    assert!(
+        closed_within(&mut a3, Duration::from_secs(2)).await,
+        "third from one address"
+    );
+    let refused = sip_websocket(&app)
+        .await
+        .expect_err("websocket over the address cap");
+    assert!(refused.to_string().contains("503"), "{refused}");
+
+    drop(a2);
+    let ws = eventually(Duration::from_secs(3), || async {
+        sip_websocket(&app).await.ok()
+    })
+    .await;
+    let b1 = answers(connect_from("127.0.0.2").await).await;
+    let mut c1 = connect_from("127.0.0.3").await;
+    assert!(
+        closed_within(&mut c1, Duration::from_secs(2)).await,
+        "fourth in all"
+    );
+    drop((a1, ws, b1));
+    let _c2 = eventually(Duration::from_secs(3), || async {
+        let mut tcp = connect_from("127.0.0.3").await;
+        if closed_within(&mut tcp, Duration::from_millis(300)).await {
+            None
+        } else {
+            Some(tcp)
+        }
+    })
+    .await;
+}

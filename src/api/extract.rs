@@ -40,8 +40,8 @@ impl FromRequestParts<AppState> for Auth {
                 if api.status == StatusCode::UNAUTHORIZED {
                     let ip = parts
                         .extensions
-                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                        .map(|c| c.0.ip().to_string())
+                        .get::<axum::extract::ConnectInfo<super::listener::Peer>>()
+                        .map(|c| c.0.0.ip().to_string())
                         .unwrap_or_default();
                     tracing::info!(http.client_ip = %ip, "API authentication failed");
                 }

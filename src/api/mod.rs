@@ -5,6 +5,7 @@
 pub mod error;
 mod extract;
 pub mod graphql;
+pub mod listener;
 mod rest;
 mod web;
 
@@ -68,7 +69,7 @@ pub(crate) fn tune_websocket(
 /// SIP over WebSocket (RFC 7118): the `sip` subprotocol is required.
 async fn sip_websocket(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    axum::extract::ConnectInfo(listener::Peer(remote)): axum::extract::ConnectInfo<listener::Peer>,
     headers: axum::http::HeaderMap,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
@@ -83,10 +84,20 @@ async fn sip_websocket(
         return ApiError::bad_request("SIP over WebSocket needs the \"sip\" subprotocol")
             .into_response();
     }
+    let Some(flow) = core.admit_websocket(remote) else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "SIP connection limit reached for this address or in total",
+        )
+        .into_response();
+    };
     let shutdown = state.shutdown.clone();
     tune_websocket(upgrade)
         .protocols(["sip"])
-        .on_upgrade(move |socket| crate::sip::ws::serve(core, socket, remote, false, shutdown))
+        .on_upgrade(move |socket| {
+            crate::sip::ws::serve(core, socket, remote, flow, false, shutdown)
+        })
 }
 
 /// 200 when a round trip to the database succeeds within 2 s, else 503.

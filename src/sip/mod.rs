@@ -126,6 +126,8 @@ pub struct SipConfig {
     pub rtp_ports: Arc<crate::media::ports::PortPool>,
     /// A voicemail call without any RTP for this long is ended.
     pub rtp_timeout: std::time::Duration,
+    /// Caps on the connections phones open, and the time to finish a message.
+    pub stream_limits: transport::StreamLimits,
 }
 
 /// Parses `MD5,SHA-256` (order of preference).
@@ -241,7 +243,7 @@ pub async fn start(
         early: Default::default(),
         shutdown: shutdown.clone(),
         udp: Arc::new(udp),
-        flows: Arc::new(Flows::default()),
+        flows: Arc::new(Flows::new(config.stream_limits)),
         transactions: Default::default(),
         nonces: auth::NonceBook::new(rand::random(), config.nonce_ttl),
         guard: guard::Guard::default(),
@@ -663,7 +665,7 @@ impl SipCore {
                 let flow = transport::serve_outbound_tcp(
                     stream,
                     remote,
-                    self.flows.clone(),
+                    &self.flows,
                     self.clone(),
                     self.shutdown.clone(),
                 );
@@ -805,6 +807,12 @@ impl SipCore {
     /// Connections open right now (TCP and websocket).
     pub fn open_flows(&self) -> usize {
         self.flows.len()
+    }
+
+    /// A flow for a websocket `remote` is opening, or `None` when the connection limits
+    /// are reached (then the upgrade is refused).
+    pub fn admit_websocket(&self, remote: SocketAddr) -> Option<transport::Flow> {
+        self.flows.admit(remote)
     }
 
     /// Answered calls in progress.

@@ -2,14 +2,18 @@
 //! the HTTP server. Stream transports are "flows": each connection gets an id and a
 //! bounded outbound queue, and requests to a device registered over a connection reuse
 //! it (RFC 5626). A peer that does not read its queue is disconnected, never waited on.
+//! Connections a peer opens are capped per source address and in total, and one that
+//! starts a message must finish it within the message timeout; a connection idle
+//! between messages stays open as long as the peer likes (RFC 5626 keep-alives).
 
 use super::message::stream_frame_len;
 use crate::domain::SipTransport;
 use bytes::{Buf, BytesMut};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -34,29 +38,125 @@ pub struct Origin {
 /// What a flow's writer sends: bytes, or a websocket close.
 pub type Outbound = Arc<[u8]>;
 
+/// Limits on the connections peers open (TCP, TLS and websocket alike).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Connections open at once, all peers together.
+    pub max_connections: usize,
+    /// Connections open at once from one source address.
+    pub max_per_address: usize,
+    /// Time a peer has to finish a message it has started.
+    pub message_timeout: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_per_address: 256,
+            message_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct FlowEntry {
+    remote: SocketAddr,
+    queue: mpsc::Sender<Outbound>,
+    /// Opened by the peer (counted against the limits) rather than by us.
+    inbound: bool,
+}
+
 #[derive(Default)]
 pub struct Flows {
     next: AtomicU64,
-    senders: RwLock<HashMap<FlowId, (SocketAddr, mpsc::Sender<Outbound>)>>,
+    senders: RwLock<HashMap<FlowId, FlowEntry>>,
+    pub limits: StreamLimits,
+    /// Inbound connections open per source address.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A flow held by the task serving its connection: dropping it closes the flow (and
+/// frees the connection's place under the limits).
+pub struct Flow {
+    pub flows: Arc<Flows>,
+    pub id: FlowId,
+    /// What to write to the connection; taken by its writer.
+    pub outbound: Option<mpsc::Receiver<Outbound>>,
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        self.flows.close(self.id);
+    }
 }
 
 impl Flows {
-    /// A new flow with its outbound queue.
-    pub fn open(&self, remote: SocketAddr) -> (FlowId, mpsc::Receiver<Outbound>) {
+    pub fn new(limits: StreamLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    fn insert(self: &Arc<Self>, remote: SocketAddr, inbound: bool) -> Flow {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(FLOW_QUEUE);
         self.senders
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, (remote, tx));
-        (id, rx)
+            .insert(
+                id,
+                FlowEntry {
+                    remote,
+                    queue: tx,
+                    inbound,
+                },
+            );
+        Flow {
+            flows: self.clone(),
+            id,
+            outbound: Some(rx),
+        }
+    }
+
+    /// A flow for a connection we opened (not counted against the limits).
+    pub fn open(self: &Arc<Self>, remote: SocketAddr) -> Flow {
+        self.insert(remote, false)
+    }
+
+    /// A flow for a connection `remote` opened, or `None` when it would exceed the
+    /// total or per-address limit.
+    pub fn admit(self: &Arc<Self>, remote: SocketAddr) -> Option<Flow> {
+        {
+            let mut per_address = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let total: usize = per_address.values().sum();
+            let mine = per_address.entry(remote.ip()).or_insert(0);
+            if *mine >= self.limits.max_per_address || total >= self.limits.max_connections {
+                if *mine == 0 {
+                    per_address.remove(&remote.ip());
+                }
+                return None;
+            }
+            *mine += 1;
+        }
+        Some(self.insert(remote, true))
     }
 
     pub fn close(&self, id: FlowId) {
-        self.senders
+        let removed = self
+            .senders
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        if let Some(entry) = removed.filter(|e| e.inbound) {
+            let mut per_address = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = per_address.get_mut(&entry.remote.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    per_address.remove(&entry.remote.ip());
+                }
+            }
+        }
     }
 
     /// Queues bytes on a flow; false when the flow is gone or stuck (then it is closed).
@@ -66,7 +166,7 @@ impl Flows {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
-            .map(|(_, tx)| tx.clone());
+            .map(|e| e.queue.clone());
         match sender {
             Some(tx) => match tx.try_send(bytes) {
                 Ok(()) => true,
@@ -156,11 +256,16 @@ pub async fn run_tcp<S: Sink>(
         };
         match accepted {
             Ok((stream, remote)) => {
+                let Some(flow) = flows.admit(remote) else {
+                    tracing::debug!(sip.remote = %remote, "connection limit reached; closing");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_tcp(
+                tokio::spawn(serve_stream(
                     stream,
+                    SipTransport::Tcp,
                     remote,
-                    flows.clone(),
+                    flow,
                     sink.clone(),
                     shutdown.clone(),
                 ));
@@ -173,42 +278,44 @@ pub async fn run_tcp<S: Sink>(
     }
 }
 
-/// Serves a connection we opened ourselves; returns its flow at once.
+/// Serves a connection we opened ourselves; returns its flow id at once.
 pub fn serve_outbound_tcp<S: Sink>(
     stream: TcpStream,
     remote: SocketAddr,
-    flows: Arc<Flows>,
+    flows: &Arc<Flows>,
     sink: Arc<S>,
     shutdown: CancellationToken,
 ) -> FlowId {
-    let (flow, outbound) = flows.open(remote);
+    let flow = flows.open(remote);
+    let id = flow.id;
     tokio::spawn(serve_stream(
-        stream, remote, flow, outbound, flows, sink, shutdown,
+        stream,
+        SipTransport::Tcp,
+        remote,
+        flow,
+        sink,
+        shutdown,
     ));
-    flow
+    id
 }
 
-async fn serve_tcp<S: Sink>(
-    stream: TcpStream,
+/// Reads SIP messages from a byte stream (TCP or TLS) and writes the flow's outbound
+/// queue to it, until either side closes, the peer leaves a message unfinished for
+/// longer than the message timeout, or the server stops.
+pub async fn serve_stream<S: Sink, IO>(
+    stream: IO,
+    transport: SipTransport,
     remote: SocketAddr,
-    flows: Arc<Flows>,
+    mut flow: Flow,
     sink: Arc<S>,
     shutdown: CancellationToken,
-) {
-    let (flow, outbound) = flows.open(remote);
-    serve_stream(stream, remote, flow, outbound, flows, sink, shutdown).await;
-}
-
-async fn serve_stream<S: Sink>(
-    stream: TcpStream,
-    remote: SocketAddr,
-    flow: FlowId,
-    mut outbound: mpsc::Receiver<Outbound>,
-    flows: Arc<Flows>,
-    sink: Arc<S>,
-    shutdown: CancellationToken,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let Some(mut outbound) = flow.outbound.take() else {
+        return;
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let writer_task = tokio::spawn(async move {
         while let Some(bytes) = outbound.recv().await {
             if writer.write_all(&bytes).await.is_err() {
@@ -218,14 +325,26 @@ async fn serve_stream<S: Sink>(
         let _ = writer.shutdown().await;
     });
     let origin = Origin {
-        transport: SipTransport::Tcp,
+        transport,
         remote,
-        flow: Some(flow),
+        flow: Some(flow.id),
     };
+    let message_timeout = flow.flows.limits.message_timeout;
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    // When the unfinished message at the head of `buf` must be complete.
+    let mut finish_by: Option<tokio::time::Instant> = None;
     'read: loop {
         let n = tokio::select! {
             r = reader.read_buf(&mut buf) => r,
+            () = async {
+                match finish_by {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::debug!(sip.remote = %remote, "message left unfinished; closing");
+                break;
+            }
             () = shutdown.cancelled() => break,
         };
         match n {
@@ -236,7 +355,7 @@ async fn serve_stream<S: Sink>(
             // RFC 5626 §4.4.1: a CRLFCRLF ping gets a CRLF pong.
             if buf.starts_with(b"\r\n\r\n") {
                 buf.advance(4);
-                if !flows.send(flow, Arc::from(&b"\r\n"[..])) {
+                if !flow.flows.send(flow.id, Arc::from(&b"\r\n"[..])) {
                     break 'read;
                 }
                 continue;
@@ -249,18 +368,27 @@ async fn serve_stream<S: Sink>(
                 Ok(Some(len)) if len > MAX_MESSAGE => break 'read,
                 Ok(Some(len)) if len <= buf.len() => {
                     let message = buf.split_to(len).to_vec();
+                    finish_by = None;
                     sink.deliver(message, origin);
                 }
                 Ok(Some(_)) => break,
                 Ok(None) if buf.len() > MAX_MESSAGE => break 'read,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(error = %e, sip.remote = %remote, "unframeable TCP stream; closing");
+                    tracing::debug!(error = %e, sip.remote = %remote, "unframeable stream; closing");
                     break 'read;
                 }
             }
         }
+        // Bytes of a message that has not ended yet start its clock (a lone CR or LF
+        // of a keep-alive in progress counts too: it is finished within the timeout
+        // by any peer that means it).
+        if buf.is_empty() {
+            finish_by = None;
+        } else if finish_by.is_none() {
+            finish_by = Some(tokio::time::Instant::now() + message_timeout);
+        }
     }
-    flows.close(flow);
+    drop(flow);
     writer_task.abort();
 }

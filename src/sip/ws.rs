@@ -2,7 +2,7 @@
 //! one SIP message per websocket message, both ways.
 
 use super::SipCore;
-use super::transport::{MAX_MESSAGE, Origin};
+use super::transport::{Flow, MAX_MESSAGE, Origin};
 use crate::domain::SipTransport;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -10,16 +10,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Serves one upgraded websocket until either side closes or the server stops.
+/// Serves one upgraded websocket until either side closes or the server stops. `flow`
+/// was admitted under the connection limits before the upgrade.
 pub async fn serve(
     core: Arc<SipCore>,
     socket: WebSocket,
     remote: SocketAddr,
+    mut flow: Flow,
     secure: bool,
     shutdown: CancellationToken,
 ) {
+    let Some(mut outbound) = flow.outbound.take() else {
+        return;
+    };
     let (mut sink, mut stream) = socket.split();
-    let (flow, mut outbound) = core.flows.open(remote);
     let origin = Origin {
         transport: if secure {
             SipTransport::Wss
@@ -27,7 +31,7 @@ pub async fn serve(
             SipTransport::Ws
         },
         remote,
-        flow: Some(flow),
+        flow: Some(flow.id),
     };
     let writer = tokio::spawn(async move {
         while let Some(bytes) = outbound.recv().await {
@@ -58,6 +62,6 @@ pub async fn serve(
         let core = core.clone();
         tokio::spawn(async move { core.handle(&bytes, origin).await });
     }
-    core.flows.close(flow);
+    drop(flow);
     writer.abort();
 }

@@ -50,8 +50,13 @@ fn jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// Runs the server until SIGINT/SIGTERM.
-pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()> {
+/// Runs the server until SIGINT/SIGTERM. SIP and the registrar's upkeep run on
+/// `sip_runtime`; HTTP on the runtime this is called on (see [`crate::runtime`]).
+pub async fn serve(
+    store_opts: StoreOpts,
+    opts: ServeOpts,
+    sip_runtime: tokio::runtime::Handle,
+) -> anyhow::Result<()> {
     let rtp_ports = crate::media::ports::PortPool::parse(&opts.rtp_ports)
         .map_err(|e| anyhow::anyhow!("--rtp-ports {:?}: {e}", opts.rtp_ports))?;
     if let Some(url) = &opts.smtp_url {
@@ -134,8 +139,14 @@ pub async fn serve(store_opts: StoreOpts, opts: ServeOpts) -> anyhow::Result<()>
             message_timeout,
         },
     };
-    let sip = crate::sip::start(services.clone(), sip_config, shutdown.clone()).await?;
-    tokio::spawn(maintenance(services.clone(), shutdown.clone()));
+    let sip = sip_runtime
+        .spawn(crate::sip::start(
+            services.clone(),
+            sip_config,
+            shutdown.clone(),
+        ))
+        .await??;
+    sip_runtime.spawn(maintenance(services.clone(), shutdown.clone()));
     let schema = api::graphql::build_schema(Some(services.clone()));
     let state = AppState {
         subscriptions: api::graphql::SubscriptionExecutor::new(schema.clone(), opts.event_buffer),

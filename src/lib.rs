@@ -10,6 +10,7 @@ pub mod domain;
 pub mod events;
 pub mod ids;
 pub mod media;
+pub mod runtime;
 pub mod service;
 pub mod sip;
 pub mod store;

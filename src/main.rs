@@ -51,34 +51,36 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(cli))
-}
-
-async fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = switchboard::runtime::api()?;
+    let store = cli.store;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => app::serve(cli.store, cli.serve).await,
+        Command::Serve => {
+            let sip = switchboard::runtime::sip()?;
+            switchboard::runtime::lower_current_thread();
+            let served = runtime.block_on(app::serve(store, cli.serve, sip.handle().clone()));
+            // Runtimes are dropped outside any async context.
+            drop(sip);
+            served
+        }
         Command::Schema => {
             print!("{}", switchboard::api::graphql::sdl());
             Ok(())
         }
-        Command::Migrate => {
-            let store = app::open_store(&cli.store).await?;
+        Command::Migrate => runtime.block_on(async {
+            let store = app::open_store(&store).await?;
             eprintln!("migrations applied ({})", store.backend_name());
             Ok(())
-        }
+        }),
         Command::Pbx {
             command: PbxCommand::Create { name, domain },
-        } => {
-            let store = app::open_store(&cli.store).await?;
+        } => runtime.block_on(async {
+            let store = app::open_store(&store).await?;
             let pbx = Bootstrap(&store)
                 .create_pbx(&name, domain.as_deref())
                 .await?;
             println!("{}", pbx.id);
             Ok(())
-        }
+        }),
         Command::Apikey {
             command: ApikeyCommand::Create { pbx, scopes, test },
         } => {
@@ -88,10 +90,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(|bad| anyhow::anyhow!("unknown scope {bad:?}"))
                     .context("--scopes")?,
             };
-            let store = app::open_store(&cli.store).await?;
-            let key = Bootstrap(&store).create_api_key(&pbx, scopes, test).await?;
-            println!("{key}");
-            Ok(())
+            runtime.block_on(async {
+                let store = app::open_store(&store).await?;
+                let key = Bootstrap(&store).create_api_key(&pbx, scopes, test).await?;
+                println!("{key}");
+                Ok(())
+            })
         }
     }
 }

@@ -100,7 +100,15 @@ async fn specific_torture_expectations_hold() {
         ("lwsstart", 400),
         ("escruri", 400),
     ] {
-        let bytes = std::fs::read(format!("{FIXTURES}/{name}.sip")).unwrap();
+        let mut bytes = std::fs::read(format!("{FIXTURES}/{name}.sip")).unwrap();
+        if name == "regaut01" {
+            // example.com is no PBX's domain (404): ask this server's own instead, so the
+            // point of the message (an unknown scheme is challenged) is what is tested.
+            bytes = String::from_utf8(bytes)
+                .unwrap()
+                .replace("example.com", "127.0.0.1")
+                .into_bytes();
+        }
         let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
         raw.socket.send_to(&bytes, app.sip_addr()).await.unwrap();
         let reply = raw

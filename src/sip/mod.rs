@@ -175,6 +175,8 @@ pub struct SipCore {
     nonces: auth::NonceBook,
     guard: guard::Guard,
     shutdown: tokio_util::sync::CancellationToken,
+    /// The SIP runtime (the one [`start`] ran on).
+    runtime: tokio::runtime::Handle,
 }
 
 /// Addresses the SIP listeners are bound to.
@@ -247,6 +249,7 @@ pub async fn start(
         transactions: Default::default(),
         nonces: auth::NonceBook::new(rand::random(), config.nonce_ttl),
         guard: guard::Guard::default(),
+        runtime: tokio::runtime::Handle::current(),
     });
     for _ in 0..2 {
         tokio::spawn(transport::run_udp(
@@ -304,9 +307,12 @@ pub async fn start(
 }
 
 impl Sink for SipCore {
+    /// Handles the message on the SIP runtime, whichever thread it arrived on (SIP over
+    /// websocket arrives on the HTTP server's).
     fn deliver(self: &Arc<Self>, bytes: Vec<u8>, origin: Origin) {
         let core = self.clone();
-        tokio::spawn(async move { core.handle(&bytes, origin).await });
+        self.runtime
+            .spawn(async move { core.handle(&bytes, origin).await });
     }
 }
 

@@ -2,7 +2,7 @@
 //! one SIP message per websocket message, both ways.
 
 use super::SipCore;
-use super::transport::{Flow, MAX_MESSAGE, Origin};
+use super::transport::{Flow, MAX_MESSAGE, Origin, Sink};
 use crate::domain::SipTransport;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -59,8 +59,7 @@ pub async fn serve(
         if bytes.len() > MAX_MESSAGE || bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
             continue;
         }
-        let core = core.clone();
-        tokio::spawn(async move { core.handle(&bytes, origin).await });
+        core.deliver(bytes, origin);
     }
     drop(flow);
     writer.abort();

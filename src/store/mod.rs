@@ -39,8 +39,29 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5
 /// A cheap, clonable handle to the database.
 #[derive(Clone)]
 pub enum Store {
-    Sqlite(Pool<SqliteConn>),
-    Postgres(Pool<AsyncPgConnection>),
+    Sqlite(Lanes<Pool<SqliteConn>>),
+    Postgres(Lanes<Pool<AsyncPgConnection>>),
+}
+
+/// One backend's connections in two pools: the SIP runtime's threads draw from `sip`,
+/// every other thread from `api`, so a flood of API queries that holds every API
+/// connection never makes a registration or a call wait for one (see
+/// [`crate::runtime`]).
+#[derive(Clone)]
+pub struct Lanes<P> {
+    api: P,
+    sip: P,
+}
+
+impl<P> Lanes<P> {
+    /// The pool for the calling thread.
+    pub fn lane(&self) -> &P {
+        if crate::runtime::on_sip_thread() {
+            &self.sip
+        } else {
+            &self.api
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +114,12 @@ macro_rules! with_conn {
     ($store:expr, $conn:ident => $body:expr) => {
         match $store {
             $crate::store::Store::Sqlite(pool) => {
-                let mut pooled = pool.get().await?;
+                let mut pooled = pool.lane().get().await?;
                 let $conn = &mut *pooled;
                 $body
             }
             $crate::store::Store::Postgres(pool) => {
-                let mut pooled = pool.get().await?;
+                let mut pooled = pool.lane().get().await?;
                 let $conn = &mut *pooled;
                 $body
             }
@@ -114,11 +135,11 @@ macro_rules! with_tx {
     ($store:expr, $conn:ident => $body:expr) => {
         match $store {
             $crate::store::Store::Sqlite(pool) => {
-                let mut pooled = pool.get().await?;
+                let mut pooled = pool.lane().get().await?;
                 pooled.immediate_transaction(async |$conn| $body).await
             }
             $crate::store::Store::Postgres(pool) => {
-                let mut pooled = pool.get().await?;
+                let mut pooled = pool.lane().get().await?;
                 diesel_async::AsyncConnection::transaction(&mut *pooled, async |$conn| $body).await
             }
         }
@@ -138,7 +159,7 @@ macro_rules! batch_upsert {
         }
         match $store {
             $crate::store::Store::Postgres(pool) => {
-                let mut conn = pool.get().await?;
+                let mut conn = pool.lane().get().await?;
                 diesel::insert_into($table)
                     .values(rows)
                     .on_conflict($key)
@@ -149,7 +170,7 @@ macro_rules! batch_upsert {
                 Ok(())
             }
             $crate::store::Store::Sqlite(pool) => {
-                let mut conn = pool.get().await?;
+                let mut conn = pool.lane().get().await?;
                 let rows = rows.to_vec();
                 conn.spawn_blocking(move |conn| {
                     conn.immediate_transaction(|conn| {
@@ -178,8 +199,14 @@ impl Store {
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
         let store = match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
-                Store::Postgres(Pool::builder(manager).max_size(16).build()?)
+                let pool = |size| {
+                    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+                    Pool::builder(manager).max_size(size).build()
+                };
+                Store::Postgres(Lanes {
+                    api: pool(8)?,
+                    sip: pool(16)?,
+                })
             }
             Some(url) => {
                 let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -195,20 +222,26 @@ impl Store {
     }
 
     fn open_sqlite(path: &str) -> anyhow::Result<Store> {
-        let mut config = ManagerConfig::<SqliteConn>::default();
-        config.custom_setup = Box::new(|url| {
-            async move {
-                let mut conn = SqliteConn::establish(url).await?;
-                conn.batch_execute(SQLITE_PRAGMAS)
-                    .await
-                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
-            }
-            .boxed()
-        });
-        let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
-        // SQLite has one writer at a time; a few connections serve concurrent readers.
-        Ok(Store::Sqlite(Pool::builder(manager).max_size(4).build()?))
+        let pool = || {
+            let mut config = ManagerConfig::<SqliteConn>::default();
+            config.custom_setup = Box::new(|url| {
+                async move {
+                    let mut conn = SqliteConn::establish(url).await?;
+                    conn.batch_execute(SQLITE_PRAGMAS)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                }
+                .boxed()
+            });
+            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+            // SQLite has one writer at a time; a few connections serve concurrent readers.
+            Pool::builder(manager).max_size(4).build()
+        };
+        Ok(Store::Sqlite(Lanes {
+            api: pool()?,
+            sip: pool()?,
+        }))
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -236,11 +269,11 @@ impl Store {
         }
         match self {
             Store::Sqlite(pool) => {
-                let mut harness = AsyncMigrationHarness::new(pool.get().await?);
+                let mut harness = AsyncMigrationHarness::new(pool.lane().get().await?);
                 run(&mut harness, SQLITE_MIGRATIONS)
             }
             Store::Postgres(pool) => {
-                let mut harness = AsyncMigrationHarness::new(pool.get().await?);
+                let mut harness = AsyncMigrationHarness::new(pool.lane().get().await?);
                 run(&mut harness, POSTGRES_MIGRATIONS)
             }
         }

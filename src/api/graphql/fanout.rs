@@ -610,7 +610,7 @@ mod tests {
         };
         let rename = |sql: &'static str| async move {
             diesel::sql_query(sql)
-                .execute(&mut pool.get().await.unwrap())
+                .execute(&mut pool.lane().get().await.unwrap())
                 .await
                 .unwrap();
         };

@@ -377,8 +377,9 @@ pub struct PresenceEvent {
     pub previous_status: Option<PresenceStatus>,
     pub cause: PresenceCauseObject,
     pub at: String,
-    /// The bus sequence: strictly increasing across changes; snapshot reports carry the
-    /// sequence they were taken at.
+    /// The PBX's event sequence: strictly increasing across changes and counted per PBX
+    /// (another PBX's activity never moves it); snapshot reports carry the sequence they
+    /// were taken at.
     pub sequence: u64,
 }
 

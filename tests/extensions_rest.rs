@@ -19,6 +19,7 @@ on_both_backends!(
     names_that_spoof_or_show_nothing_return_422_over_rest_and_graphql,
     caller_id_numbers_may_be_e164_or_national,
     whole_numbers_written_with_a_fraction_are_integers,
+    conference_parking_and_paging_extensions_get_no_sip_credentials,
 );
 
 async fn extension_count(app: &TestApp) -> usize {
@@ -679,4 +680,65 @@ async fn whole_numbers_written_with_a_fraction_are_integers(backend: Backend) {
             "{bad}: {err}"
         );
     }
+}
+
+async fn conference_parking_and_paging_extensions_get_no_sip_credentials(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, body) = app
+        .post(
+            "/v1/pbx/extensions",
+            json!({"number": "800", "name": "Board room", "type": "conference"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ext = &body["extension"];
+    assert!(ext.get("sipCredentials").is_none(), "{body}");
+    assert_eq!(ext["registeredDevices"], 0);
+    let id = ext["id"].as_str().unwrap().to_owned();
+
+    // Rotating what does not exist is a conflict with the extension's type.
+    let (status, err) = app
+        .post(
+            &format!("/v1/pbx/extensions/{id}/sip-credentials"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(
+        (err["error"].as_str(), err["field"].as_str()),
+        (Some("conflict"), Some("type"))
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("conference"),
+        "{err}"
+    );
+
+    // GraphQL: no credentials for parking or paging either; rotation is the same conflict.
+    for (number, kind) in [("801", "PARKING"), ("802", "PAGING")] {
+        let out = app
+            .graphql(
+                "mutation($in: CreateExtensionInput!) { createExtension(input: $in) { extension { id type } sipCredentials { username password } } }",
+                json!({"in": {"number": number, "name": "Lot", "type": kind}}),
+            )
+            .await;
+        let payload = &out["data"]["createExtension"];
+        assert_eq!(payload["extension"]["type"], kind, "{out}");
+        assert_eq!(payload["sipCredentials"], Value::Null, "{out}");
+        let out = app
+            .graphql(
+                "mutation($id: ID!) { resetSipCredentials(id: $id) { sipCredentials { password } } }",
+                json!({"id": payload["extension"]["id"]}),
+            )
+            .await;
+        let ext = &out["errors"][0]["extensions"];
+        assert_eq!(
+            (ext["code"].as_str(), ext["field"].as_str()),
+            (Some("conflict"), Some("type")),
+            "{out}"
+        );
+    }
+
+    // A user extension still gets its credentials, once.
+    let user = app.create_extension("101", "Alice").await;
+    assert!(user["sipCredentials"]["password"].is_string());
 }

@@ -76,7 +76,8 @@ pub struct MutationRoot;
 
 #[Object]
 impl MutationRoot {
-    /// Creates an extension and provisions its SIP credentials (shown only here).
+    /// Creates an extension and, for a USER extension, provisions its SIP credentials
+    /// (shown only here); other types get none.
     async fn create_extension(
         &self,
         ctx: &Context<'_>,
@@ -136,7 +137,8 @@ impl MutationRoot {
         Ok(id)
     }
 
-    /// Issues a new SIP password (shown only here); the old one stops working.
+    /// Issues a new SIP password (shown only here); the old one stops working. Only USER
+    /// extensions have credentials: others get a `conflict` error on `type`.
     async fn reset_sip_credentials(
         &self,
         ctx: &Context<'_>,

@@ -86,8 +86,10 @@ impl<'a> ExtensionJson<'a> {
         }
     }
 
-    fn with_credentials(mut self, c: &'a SipCredentials) -> Self {
-        self.sip_credentials = Some(CredentialsJson {
+    /// With the credentials just issued; none (and no `sipCredentials` key) for an
+    /// extension type that has none.
+    fn with_credentials(mut self, c: Option<&'a SipCredentials>) -> Self {
+        self.sip_credentials = c.map(|c| CredentialsJson {
             username: &c.username,
             password: &c.password,
             domain: &c.domain,
@@ -192,7 +194,7 @@ fn draft_from_json(body: &Map<String, Value>) -> Result<ExtensionDraft, ApiError
 }
 
 fn created_json(created: &CreatedExtension) -> Value {
-    json!({ "extension": ExtensionJson::new(&created.extension).with_credentials(&created.sip_credentials) })
+    json!({ "extension": ExtensionJson::new(&created.extension).with_credentials(created.sip_credentials.as_ref()) })
 }
 
 async fn list_extensions(

@@ -176,7 +176,7 @@ async fn invalid_fields_return_422_naming_the_field_and_change_nothing(backend: 
             "type",
         ),
         (
-            json!({"number": "150", "name": "X", "callerIdNumber": "555123456"}),
+            json!({"number": "150", "name": "X", "callerIdNumber": "555-123-4567"}),
             "callerIdNumber",
         ),
         (

@@ -168,8 +168,12 @@ pub async fn serve(
     tracing::info!(http.addr = %http_addr, "listening");
 
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let app = api::router(state).into_make_service_with_connect_info::<api::listener::Peer>();
-    let listener = api::listener::WatchedListener::new(listener, message_timeout);
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // The no-op tap is how axum hands a custom listener's address to `ConnectInfo`: it
+    // implements that for any tapped listener, and the orphan rule keeps us from
+    // implementing it for ours.
+    let listener =
+        axum::serve::ListenerExt::tap_io(api::HttpListener::new(listener, message_timeout), |_| {});
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;

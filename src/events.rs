@@ -1,10 +1,12 @@
 //! Typed events and the bus that carries them to subscribers.
 //!
-//! A change is published only after it is stored. Each event gets the next value of one
-//! sequence, and sequence assignment and delivery happen under one lock, so every
-//! subscriber sees events in sequence order. Each subscriber's queue is bounded: one that
-//! falls more than `capacity` events behind gets [`RecvError::Lagged`] and must resync
-//! from a snapshot (the GraphQL subscriptions do exactly that).
+//! A change is published only after it is stored. Each event gets the next value of its
+//! PBX's sequence (PBXes are numbered apart, so a tenant's sequence never jumps because
+//! another tenant is busy), and sequence assignment and delivery happen under one lock,
+//! so every subscriber sees each PBX's events in sequence order. Each subscriber's queue
+//! is bounded: one that falls more than `capacity` events behind gets
+//! [`RecvError::Lagged`] and must resync from a snapshot (the GraphQL subscriptions do
+//! exactly that).
 
 use crate::domain::{Call, CallState, Device, ExtensionView, PresenceStatus};
 use std::collections::HashMap;
@@ -134,9 +136,10 @@ impl Event {
     }
 }
 
-/// An event with its place in the global order.
+/// An event with its place in its PBX's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// 1, 2, 3… per PBX: compare it only with sequences of the same PBX.
     pub sequence: u64,
     pub event: Event,
 }
@@ -156,13 +159,35 @@ pub struct Bus {
 }
 
 struct BusInner {
-    sequence: u64,
+    /// The last sequence assigned, per PBX id (absent: none yet, 0). One entry per PBX
+    /// that ever published, a few dozen bytes each.
+    sequences: HashMap<String, u64>,
     capacity: usize,
     next_id: u64,
     /// Subscribers of one PBX, by PBX id.
     by_pbx: HashMap<String, Vec<Slot>>,
     /// Subscribers of every PBX.
     everywhere: Vec<Slot>,
+}
+
+impl BusInner {
+    fn sequence_of(&self, pbx: &str) -> u64 {
+        self.sequences.get(pbx).copied().unwrap_or(0)
+    }
+
+    fn next_sequence(&mut self, pbx: &str) -> u64 {
+        // Looked up before inserting: the key is allocated once per PBX, not per event.
+        match self.sequences.get_mut(pbx) {
+            Some(last) => {
+                *last += 1;
+                *last
+            }
+            None => {
+                self.sequences.insert(pbx.to_owned(), 1);
+                1
+            }
+        }
+    }
 }
 
 /// A bounded queue whose sender never waits: an item that finds it full is dropped and
@@ -243,6 +268,8 @@ impl Slot {
 
 /// A subscription: the events it takes after `sequence`, in order.
 pub struct Subscription {
+    /// The subscribed PBX's sequence when the subscription started; 0 for a subscription
+    /// of every PBX, which has no single position (each PBX counts on its own).
     pub sequence: u64,
     pub receiver: Receiver,
 }
@@ -268,13 +295,14 @@ impl Receiver {
         self.queue.recv().await
     }
 
-    /// Drops everything queued and returns the sequence reached: a snapshot read after
-    /// this covers every dropped event. What to do on [`RecvError::Lagged`]; with the
-    /// stale backlog gone, the queue has room again at once.
+    /// Drops everything queued and returns the sequence its PBX reached (0 for a
+    /// receiver of every PBX): a snapshot read after this covers every dropped event.
+    /// What to do on [`RecvError::Lagged`]; with the stale backlog gone, the queue has
+    /// room again at once.
     pub fn clear(&mut self) -> u64 {
         let inner = self.bus.lock();
         self.queue.drain();
-        inner.sequence
+        self.pbx.as_deref().map_or(0, |pbx| inner.sequence_of(pbx))
     }
 }
 
@@ -301,7 +329,7 @@ impl Bus {
     pub fn new(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(BusInner {
-                sequence: 0,
+                sequences: HashMap::new(),
                 capacity,
                 next_id: 0,
                 by_pbx: HashMap::new(),
@@ -317,12 +345,11 @@ impl Bus {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Publishes `event` and returns its sequence number. Call only after the change
-    /// is stored. Having no subscriber is not an error.
+    /// Publishes `event` and returns its sequence number within its PBX. Call only
+    /// after the change is stored. Having no subscriber is not an error.
     pub fn publish(&self, event: Event) -> u64 {
         let mut inner = self.lock();
-        inner.sequence += 1;
-        let sequence = inner.sequence;
+        let sequence = inner.next_sequence(event.pbx_id());
         let envelope = Arc::new(Envelope { sequence, event });
         if let Some(slots) = inner.by_pbx.get(envelope.event.pbx_id()) {
             slots.iter().for_each(|s| s.offer(&envelope));
@@ -353,7 +380,7 @@ impl Bus {
             None => inner.everywhere.push(slot),
         }
         Subscription {
-            sequence: inner.sequence,
+            sequence: pbx.map_or(0, |pbx| inner.sequence_of(pbx)),
             receiver: Receiver {
                 queue: receiver,
                 bus: self.clone(),
@@ -363,8 +390,9 @@ impl Bus {
         }
     }
 
-    pub fn sequence(&self) -> u64 {
-        self.lock().sequence
+    /// The last sequence PBX `pbx` assigned (0 before its first event).
+    pub fn sequence(&self, pbx: &str) -> u64 {
+        self.lock().sequence_of(pbx)
     }
 
     /// Live subscriptions (for tests and diagnostics).
@@ -413,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_subscriber_is_told_it_lagged() {
         let bus = Bus::new(2);
-        let mut sub = bus.subscribe(None, |_| true);
+        let mut sub = bus.subscribe(Some("pbx_1"), |_| true);
         for n in 10..15 {
             bus.publish(presence(&n.to_string()));
         }
@@ -452,11 +480,11 @@ mod tests {
             let e = r.recv().await.unwrap();
             (e.sequence, number_of(&e).to_owned())
         };
-        assert_eq!(next(&mut watches_11.receiver).await, (3, "11".into()));
+        assert_eq!(next(&mut watches_11.receiver).await, (2, "11".into()));
         assert_eq!(next(&mut all_of_pbx_1.receiver).await, (1, "10".into()));
-        assert_eq!(next(&mut all_of_pbx_1.receiver).await, (3, "11".into()));
-        assert_eq!(next(&mut pbx_2.receiver).await, (2, "11".into()));
-        for want in 1..=3 {
+        assert_eq!(next(&mut all_of_pbx_1.receiver).await, (2, "11".into()));
+        assert_eq!(next(&mut pbx_2.receiver).await, (1, "11".into()));
+        for want in [1, 1, 2] {
             assert_eq!(next(&mut everywhere.receiver).await.0, want);
         }
         let quiet = std::time::Duration::from_millis(20);
@@ -498,6 +526,74 @@ mod tests {
         let bus = Bus::new(4);
         bus.publish(presence("10"));
         bus.publish(presence("10"));
-        assert_eq!(bus.sequence(), 2);
+        assert_eq!(bus.sequence("pbx_1"), 2);
+    }
+
+    #[tokio::test]
+    async fn each_pbx_numbers_its_events_on_its_own() {
+        let bus = Bus::new(64);
+        let mut quiet = bus.subscribe(Some("pbx_2"), |_| true);
+        assert_eq!(bus.publish(presence_in("pbx_2", "20")), 1);
+        // A busy neighbour: none of this moves pbx_2's numbers.
+        for want in 1..=10 {
+            assert_eq!(bus.publish(presence_in("pbx_1", "10")), want);
+        }
+        assert_eq!(bus.publish(presence_in("pbx_2", "21")), 2);
+        assert_eq!((bus.sequence("pbx_1"), bus.sequence("pbx_2")), (10, 2));
+        assert_eq!(bus.sequence("pbx_never_published"), 0);
+        assert_eq!(quiet.sequence, 0);
+        assert_eq!(quiet.receiver.recv().await.unwrap().sequence, 1);
+        assert_eq!(quiet.receiver.recv().await.unwrap().sequence, 2);
+        // A late subscriber starts from its own PBX's position, not the busiest one's.
+        assert_eq!(bus.subscribe(Some("pbx_2"), |_| true).sequence, 2);
+        assert_eq!(bus.subscribe(Some("pbx_1"), |_| true).sequence, 10);
+    }
+
+    #[tokio::test]
+    async fn clearing_a_lagged_receiver_returns_its_own_pbx_position() {
+        let bus = Bus::new(2);
+        let mut sub = bus.subscribe(Some("pbx_2"), |_| true);
+        for _ in 0..5 {
+            bus.publish(presence_in("pbx_2", "20"));
+        }
+        for _ in 0..7 {
+            bus.publish(presence_in("pbx_1", "10"));
+        }
+        assert_eq!(sub.receiver.recv().await, Err(RecvError::Lagged(3)));
+        assert_eq!(
+            sub.receiver.clear(),
+            5,
+            "pbx_2's five events, not all twelve"
+        );
+        bus.publish(presence_in("pbx_2", "20"));
+        assert_eq!(sub.receiver.recv().await.unwrap().sequence, 6);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_of_every_pbx_sees_each_pbx_in_its_own_order() {
+        let bus = Bus::new(64);
+        bus.publish(presence_in("pbx_1", "10"));
+        let mut everywhere = bus.subscribe(None, |_| true);
+        assert_eq!(everywhere.sequence, 0, "no single position across PBXes");
+        let order = ["pbx_1", "pbx_2", "pbx_1", "pbx_3", "pbx_2", "pbx_1"];
+        for pbx in order {
+            bus.publish(presence_in(pbx, "10"));
+        }
+        let mut seen: Vec<(String, u64)> = Vec::new();
+        for _ in order {
+            let e = everywhere.receiver.recv().await.unwrap();
+            seen.push((e.event.pbx_id().to_owned(), e.sequence));
+        }
+        let want = [
+            ("pbx_1", 2),
+            ("pbx_2", 1),
+            ("pbx_1", 3),
+            ("pbx_3", 1),
+            ("pbx_2", 2),
+            ("pbx_1", 4),
+        ];
+        let want: Vec<(String, u64)> = want.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        assert_eq!(seen, want);
+        assert_eq!(everywhere.receiver.clear(), 0);
     }
 }

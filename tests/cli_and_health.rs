@@ -112,6 +112,20 @@ async fn pbx_create_prints_the_new_id_and_refuses_duplicates() {
     assert!(err.contains("already exists"), "{err}");
 }
 
+#[tokio::test]
+async fn pbx_create_refuses_names_that_spoof_or_show_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (name, why) in [
+        ("\u{202E}proC emcA", "bidirectional"),
+        ("\u{200B}\u{200D}", "visible"),
+        ("Acme\u{2028}Corp", "separators"),
+    ] {
+        let (ok, out, err) = app.cli(&["pbx", "create", name]);
+        assert!(!ok, "{name:?} was accepted: {out}");
+        assert!(err.contains(why), "{name:?}: {err}");
+    }
+}
+
 #[test]
 fn schema_file_matches_the_generated_schema() {
     let out = std::process::Command::new(crate::common::BIN)

@@ -16,6 +16,10 @@ on_both_backends!(
     sip_credential_rotation_returns_a_new_password_once,
     list_is_ordered_by_number_and_filters_by_type,
     malformed_requests_get_precise_errors,
+    names_that_spoof_or_show_nothing_return_422_over_rest_and_graphql,
+    caller_id_numbers_may_be_e164_or_national,
+    whole_numbers_written_with_a_fraction_are_integers,
+    conference_parking_and_paging_extensions_get_no_sip_credentials,
 );
 
 async fn extension_count(app: &TestApp) -> usize {
@@ -172,7 +176,7 @@ async fn invalid_fields_return_422_naming_the_field_and_change_nothing(backend: 
             "type",
         ),
         (
-            json!({"number": "150", "name": "X", "callerIdNumber": "555123456"}),
+            json!({"number": "150", "name": "X", "callerIdNumber": "555-123-4567"}),
             "callerIdNumber",
         ),
         (
@@ -483,4 +487,258 @@ async fn malformed_requests_get_precise_errors(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(extension_count(&app).await, 0);
+}
+
+async fn names_that_spoof_or_show_nothing_return_422_over_rest_and_graphql(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_extension("101", "Alice").await;
+    let alice_path = format!("/v1/pbx/extensions/{}", alice["id"].as_str().unwrap());
+    let bad = [
+        ("\u{202E}ecilA", "bidirectional"),
+        ("Al\u{2066}ice\u{2069}", "bidirectional"),
+        ("\u{200F}Alice", "bidirectional"),
+        ("\u{200B}\u{200B}\u{200D}", "visible"),
+        ("\u{FEFF}", "visible"),
+        ("Alice\u{2028}Smith", "separators"),
+        ("Alice\u{2029}", "separators"),
+        ("Alice\n", "control"),
+    ];
+    for field in ["name", "callerIdName"] {
+        for (value, why) in bad {
+            let mut body = json!({"number": "150", "name": "X"});
+            body[field] = json!(value);
+            let (status, err) = app.post("/v1/pbx/extensions", body).await;
+            assert_eq!(
+                (status, err["field"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+                "{field} {value:?}: {err}"
+            );
+            assert!(err["message"].as_str().unwrap().contains(why), "{err}");
+            let mut patch = json!({});
+            patch[field] = json!(value);
+            let (status, err) = app.patch(&alice_path, patch).await;
+            assert_eq!(
+                (status, err["field"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+                "{field} {value:?}: {err}"
+            );
+        }
+    }
+    assert_eq!(extension_count(&app).await, 1, "nothing was created");
+    let (_, unchanged) = app.get(&alice_path).await;
+    assert_eq!(unchanged["extension"]["name"], "Alice");
+    assert_eq!(unchanged["extension"]["callerIdName"], Value::Null);
+
+    // The same rule through GraphQL, with the same code and field.
+    for (input, field) in [
+        (json!({"number": "151", "name": "\u{202E}ecilA"}), "name"),
+        (
+            json!({"number": "151", "name": "Ann", "callerIdName": "\u{200B}"}),
+            "callerIdName",
+        ),
+    ] {
+        let out = app
+            .graphql(
+                "mutation($in: CreateExtensionInput!) { createExtension(input: $in) { extension { id } } }",
+                json!({"in": input}),
+            )
+            .await;
+        let ext = &out["errors"][0]["extensions"];
+        assert_eq!(
+            (ext["code"].as_str(), ext["field"].as_str()),
+            (Some("validation_error"), Some(field)),
+            "{out}"
+        );
+    }
+
+    // Names in any script, with joiners and emoji sequences, are fine.
+    for name in ["محمد", "👩\u{200D}💻 Help desk", "  Zoë  "] {
+        let (status, body) = app.patch(&alice_path, json!({"name": name})).await;
+        assert_eq!(status, StatusCode::OK, "{name:?}: {body}");
+        assert_eq!(body["extension"]["name"], name.trim());
+    }
+}
+
+async fn caller_id_numbers_may_be_e164_or_national(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, body) = app
+        .post(
+            "/v1/pbx/extensions",
+            json!({"number": "101", "name": "A", "callerIdNumber": "+442071234567"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["extension"]["callerIdNumber"], "+442071234567");
+    let path = format!(
+        "/v1/pbx/extensions/{}",
+        body["extension"]["id"].as_str().unwrap()
+    );
+    for ok in [
+        "5551234567",
+        "02071234567",
+        "+15551234567",
+        "112",
+        "123456789012345",
+    ] {
+        let (status, body) = app.patch(&path, json!({"callerIdNumber": ok})).await;
+        assert_eq!(status, StatusCode::OK, "{ok}: {body}");
+        assert_eq!(body["extension"]["callerIdNumber"], ok);
+    }
+    for bad in [
+        "12",
+        "+",
+        "+0441234567",
+        "+1234567890123456",
+        "1234567890123456",
+        "555-123-4567",
+        "+1 555 1234567",
+    ] {
+        let (status, err) = app.patch(&path, json!({"callerIdNumber": bad})).await;
+        assert_eq!(
+            (status, err["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("callerIdNumber")),
+            "{bad}: {err}"
+        );
+    }
+    let out = app
+        .graphql(
+            "mutation($id: ID!) { updateExtension(id: $id, input: {callerIdNumber: \"+4930123456\"}) { callerIdNumber } }",
+            json!({"id": path.rsplit('/').next().unwrap()}),
+        )
+        .await;
+    assert_eq!(
+        out["data"]["updateExtension"]["callerIdNumber"], "+4930123456",
+        "{out}"
+    );
+}
+
+async fn whole_numbers_written_with_a_fraction_are_integers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Sent as raw text: `30.0` must reach the server as written.
+    let raw = |method: Method, path: &str, body: &'static str| {
+        send(
+            app.request(method, path)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    let (status, body) = raw(
+        Method::POST,
+        "/v1/pbx/extensions",
+        r#"{"number": "101", "name": "A", "forwardingRingTimeout": 30.0}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["extension"]["forwardingRingTimeout"], 30);
+    let path = format!(
+        "/v1/pbx/extensions/{}",
+        body["extension"]["id"].as_str().unwrap()
+    );
+    let (status, body) = raw(Method::PATCH, &path, r#"{"forwardingRingTimeout": 4.5e1}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["extension"]["forwardingRingTimeout"], 45);
+    for bad in [
+        r#"{"forwardingRingTimeout": 30.5}"#,
+        r#"{"forwardingRingTimeout": "30"}"#,
+        r#"{"forwardingRingTimeout": 60.0001}"#,
+        r#"{"forwardingRingTimeout": 61.0}"#,
+    ] {
+        let (status, err) = raw(Method::PATCH, &path, bad).await;
+        assert_eq!(
+            (status, err["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("forwardingRingTimeout")
+            ),
+            "{bad}: {err}"
+        );
+    }
+
+    // Mailbox settings too.
+    let (status, body) = raw(
+        Method::PATCH,
+        "/v1/pbx/voicemail/mailboxes/vm_101",
+        r#"{"retentionDays": 30.0, "maxMessageSeconds": 6E1}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            &body["mailbox"]["retentionDays"],
+            &body["mailbox"]["maxMessageSeconds"]
+        ),
+        (&json!(30), &json!(60))
+    );
+    for (bad, field) in [
+        (r#"{"retentionDays": 30.5}"#, "retentionDays"),
+        (r#"{"maxMessageSeconds": 59.9}"#, "maxMessageSeconds"),
+    ] {
+        let (status, err) = raw(Method::PATCH, "/v1/pbx/voicemail/mailboxes/vm_101", bad).await;
+        assert_eq!(
+            (status, err["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{bad}: {err}"
+        );
+    }
+}
+
+async fn conference_parking_and_paging_extensions_get_no_sip_credentials(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, body) = app
+        .post(
+            "/v1/pbx/extensions",
+            json!({"number": "800", "name": "Board room", "type": "conference"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ext = &body["extension"];
+    assert!(ext.get("sipCredentials").is_none(), "{body}");
+    assert_eq!(ext["registeredDevices"], 0);
+    let id = ext["id"].as_str().unwrap().to_owned();
+
+    // Rotating what does not exist is a conflict with the extension's type.
+    let (status, err) = app
+        .post(
+            &format!("/v1/pbx/extensions/{id}/sip-credentials"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(
+        (err["error"].as_str(), err["field"].as_str()),
+        (Some("conflict"), Some("type"))
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("conference"),
+        "{err}"
+    );
+
+    // GraphQL: no credentials for parking or paging either; rotation is the same conflict.
+    for (number, kind) in [("801", "PARKING"), ("802", "PAGING")] {
+        let out = app
+            .graphql(
+                "mutation($in: CreateExtensionInput!) { createExtension(input: $in) { extension { id type } sipCredentials { username password } } }",
+                json!({"in": {"number": number, "name": "Lot", "type": kind}}),
+            )
+            .await;
+        let payload = &out["data"]["createExtension"];
+        assert_eq!(payload["extension"]["type"], kind, "{out}");
+        assert_eq!(payload["sipCredentials"], Value::Null, "{out}");
+        let out = app
+            .graphql(
+                "mutation($id: ID!) { resetSipCredentials(id: $id) { sipCredentials { password } } }",
+                json!({"id": payload["extension"]["id"]}),
+            )
+            .await;
+        let ext = &out["errors"][0]["extensions"];
+        assert_eq!(
+            (ext["code"].as_str(), ext["field"].as_str()),
+            (Some("conflict"), Some("type")),
+            "{out}"
+        );
+    }
+
+    // A user extension still gets its credentials, once.
+    let user = app.create_extension("101", "Alice").await;
+    assert!(user["sipCredentials"]["password"].is_string());
 }

@@ -9,6 +9,7 @@ mod cli_and_health;
 mod console_browser;
 mod extensions_rest;
 mod graphql_api;
+mod http_errors;
 mod registrar;
 mod sip_edges;
 mod sip_interop;

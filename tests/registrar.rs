@@ -14,6 +14,8 @@ on_both_backends!(
     several_devices_refresh_and_unregister_one,
     registrations_survive_a_restart,
     short_registrations_expire_and_the_extension_goes_offline,
+    a_user_extension_turned_conference_loses_its_phones_and_its_password,
+    the_migration_takes_credentials_and_phones_from_existing_non_user_extensions,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -22,10 +24,12 @@ const DEVICES: &str = "subscription { deviceChanged { kind device { id extension
 
 async fn watch(app: &TestApp, number: &str) -> GqlWs {
     let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    // deviceChanged sends nothing until a device changes: subscribed first, it is live
+    // by the time the presence snapshot (which waits for the database) arrives.
+    ws.subscribe("d", DEVICES, json!({})).await;
     ws.subscribe("p", PRESENCE, json!({"n": [number]})).await;
     let snap = ws.next_data("p", WAIT).await;
     assert_eq!(snap["presenceChanged"]["cause"]["kind"], "SNAPSHOT");
-    ws.subscribe("d", DEVICES, json!({})).await;
     ws
 }
 
@@ -601,4 +605,164 @@ async fn baresip_registers_and_is_recognised() {
     assert_eq!(phone["deviceType"], "softphone");
     assert!(phone["userAgent"].as_str().unwrap().starts_with("baresip"));
     assert_eq!(extension(&app, &olga.id).await["status"], "available");
+}
+
+/// REGISTERs as `account` from a fresh socket; the final status and the response.
+async fn register_as(app: &TestApp, account: &Account, call_id: &str) -> (u16, String) {
+    let raw = RawSip::bind("127.0.0.1", app.sip_addr()).await;
+    let contact = format!("<sip:{}@{}>", account.number, raw.local());
+    let resp = raw
+        .register_with_auth(account, &account.number, call_id, &contact, "")
+        .await;
+    (status(&resp), resp)
+}
+
+/// Lines of the server log that report an authentication failure of `user`.
+fn auth_failures(app: &TestApp, user: &str) -> Vec<String> {
+    app.server_log()
+        .lines()
+        .filter(|l| {
+            l.contains("SIP authentication failed") && l.contains(&format!("sip.user={user} "))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn a_user_extension_turned_conference_loses_its_phones_and_its_password(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let olga = app.account("301", "Olga").await;
+    let path = format!("/v1/pbx/extensions/{}", olga.id);
+    let mut ws = watch(&app, "301").await;
+    let (code, resp) = register_as(&app, &olga, "olga-1").await;
+    assert_eq!(code, 200, "{resp}");
+    let (presence, device) = presence_and_device(&mut ws).await;
+    assert_eq!(
+        (presence["status"].as_str(), device["kind"].as_str()),
+        (Some("AVAILABLE"), Some("REGISTERED"))
+    );
+
+    let (s, body) = app.patch(&path, json!({"type": "conference"})).await;
+    assert_eq!(s, 200, "{body}");
+    let ext = &body["extension"];
+    assert_eq!(
+        (
+            ext["type"].as_str(),
+            ext["registeredDevices"].as_u64(),
+            ext["status"].as_str()
+        ),
+        (Some("conference"), Some(0), Some("offline"))
+    );
+    // Consoles hear the phone go and the status follow.
+    let (presence, device) = presence_and_device(&mut ws).await;
+    assert_eq!(device["kind"], "UNREGISTERED");
+    assert_eq!(device["device"]["registered"], false);
+    assert_eq!(
+        (
+            presence["status"].as_str(),
+            presence["cause"]["kind"].as_str(),
+            presence["cause"]["reason"].as_str()
+        ),
+        (Some("OFFLINE"), Some("DEVICE"), Some("unregistered"))
+    );
+    let list = phones(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["registered"], false);
+
+    // The former password is as good as an unknown user's: the same 401, logged as such.
+    let (code, resp) = register_as(&app, &olga, "olga-2").await;
+    assert_eq!(code, 401, "{resp}");
+    assert_eq!(
+        headers(&resp, "WWW-Authenticate").count(),
+        1,
+        "the default MD5 challenge"
+    );
+    let ghost = Account {
+        username: "301_nobody".into(),
+        ..olga.clone()
+    };
+    let (ghost_code, ghost_resp) = register_as(&app, &ghost, "ghost-1").await;
+    assert_eq!(ghost_code, code);
+    assert_eq!(
+        headers(&ghost_resp, "WWW-Authenticate").count(),
+        headers(&resp, "WWW-Authenticate").count()
+    );
+    let failures = auth_failures(&app, &olga.username);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].contains("reason=\"unknown_user\""),
+        "{}",
+        failures[0]
+    );
+    assert_eq!(extension(&app, &olga.id).await["registeredDevices"], 0);
+
+    // Back to user: still no password until one is issued; then phones register again.
+    let (s, body) = app.patch(&path, json!({"type": "user"})).await;
+    assert_eq!(s, 200, "{body}");
+    let (code, _) = register_as(&app, &olga, "olga-3").await;
+    assert_eq!(code, 401, "the old password did not come back");
+    let (s, body) = app
+        .post(&format!("{path}/sip-credentials"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let fresh = Account {
+        password: body["extension"]["sipCredentials"]["password"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        ..olga.clone()
+    };
+    let (code, resp) = register_as(&app, &fresh, "olga-4").await;
+    assert_eq!(code, 200, "{resp}");
+}
+
+async fn the_migration_takes_credentials_and_phones_from_existing_non_user_extensions(
+    backend: Backend,
+) {
+    let mut app = TestApp::spawn(backend).await;
+    let pia = app.account("302", "Pia").await;
+    let (code, resp) = register_as(&app, &pia, "pia-1").await;
+    assert_eq!(code, 200, "{resp}");
+    assert_eq!(extension(&app, &pia.id).await["registeredDevices"], 1);
+
+    // As an older version left it: a paging extension with credentials and a live
+    // phone, and the migration not yet applied.
+    app.stop();
+    app.sql(&format!(
+        "UPDATE extension SET kind = 'paging' WHERE id = '{}';
+         DELETE FROM __diesel_schema_migrations WHERE version = '20261201000001';",
+        pia.id
+    ))
+    .await;
+    app.start().await;
+
+    let ext = extension(&app, &pia.id).await;
+    assert_eq!(
+        (ext["type"].as_str(), ext["registeredDevices"].as_u64()),
+        (Some("paging"), Some(0)),
+        "the phone's binding ended with the migration"
+    );
+    let list = phones(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["registered"], false);
+    let (code, _) = register_as(&app, &pia, "pia-2").await;
+    assert_eq!(code, 401);
+
+    // The credentials themselves are gone, not only refused for the type: made a user
+    // extension again, the old password still fails.
+    let (s, body) = app
+        .patch(
+            &format!("/v1/pbx/extensions/{}", pia.id),
+            json!({"type": "user"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (code, resp) = register_as(&app, &pia, "pia-3").await;
+    assert_eq!(code, 401, "{resp}");
+    let failures = auth_failures(&app, &pia.username);
+    assert!(
+        failures
+            .iter()
+            .all(|l| l.contains("reason=\"unknown_user\"")),
+        "{failures:?}"
+    );
 }

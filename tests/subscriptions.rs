@@ -1,14 +1,16 @@
 //! Live presence over a real GraphQL websocket client.
 
 use crate::common::ws::{GqlWs, Incoming};
-use crate::common::{Backend, TestApp};
+use crate::common::{Backend, TestApp, send};
 use crate::on_both_backends;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
 
 on_both_backends!(
     presence_subscription_sends_a_snapshot_then_each_change_in_order,
     extension_changes_are_streamed,
+    a_tenants_sequence_is_not_moved_by_another_tenants_activity,
 );
 
 const PRESENCE: &str = "subscription($n: [String!]) { presenceChanged(numbers: $n) { extension { id number name } status previousStatus cause { kind description } at sequence } }";
@@ -123,6 +125,71 @@ async fn extension_changes_are_streamed(backend: Backend) {
     )
     .await;
     assert!(ws.is_quiet(Duration::from_millis(400)).await);
+}
+
+async fn a_tenants_sequence_is_not_moved_by_another_tenants_activity(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, quiet_key) = app.tenant("Quiet");
+    let quiet_ext = send(
+        app.request_as(&quiet_key, Method::POST, "/v1/pbx/extensions")
+            .json(&json!({"number": "201", "name": "Quiet"})),
+    )
+    .await
+    .1["extension"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let busy = app.create_extension("101", "Busy").await;
+    let busy_path = format!("/v1/pbx/extensions/{}", busy["id"].as_str().unwrap());
+    let quiet_path = format!("/v1/pbx/extensions/{quiet_ext}");
+    let set_quiet = |presence: &'static str| {
+        send(
+            app.request_as(&quiet_key, Method::PATCH, &quiet_path)
+                .json(&json!({"presence": presence})),
+        )
+    };
+
+    let mut ws = GqlWs::connect(
+        &app.base,
+        "graphql-transport-ws",
+        json!({"token": quiet_key}),
+    )
+    .await;
+    ws.subscribe("q", PRESENCE, json!({"n": null})).await;
+    let snap = ws.next_data("q", WAIT).await["presenceChanged"].clone();
+    assert_eq!(snap["cause"]["kind"], "SNAPSHOT");
+    set_quiet("dnd").await;
+    let first = ws.next_data("q", WAIT).await["presenceChanged"]["sequence"]
+        .as_u64()
+        .unwrap();
+
+    // The default tenant is busy: forty presence changes and a new extension.
+    for i in 0..40 {
+        let presence = if i % 2 == 0 { "dnd" } else { "available" };
+        let (status, _) = app.patch(&busy_path, json!({"presence": presence})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.create_extension("102", "Also busy").await;
+
+    set_quiet("available").await;
+    let second = ws.next_data("q", WAIT).await["presenceChanged"].clone();
+    assert_eq!(second["status"], "OFFLINE");
+    assert_eq!(
+        second["sequence"].as_u64().unwrap(),
+        first + 1,
+        "nothing happened in this PBX between its two changes"
+    );
+
+    // A new subscription of the quiet tenant starts from the quiet tenant's position.
+    let mut again = GqlWs::connect(
+        &app.base,
+        "graphql-transport-ws",
+        json!({"token": quiet_key}),
+    )
+    .await;
+    again.subscribe("a", PRESENCE, json!({"n": null})).await;
+    let snap = again.next_data("a", WAIT).await["presenceChanged"].clone();
+    assert_eq!(snap["sequence"].as_u64().unwrap(), first + 1);
 }
 
 #[tokio::test]

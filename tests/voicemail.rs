@@ -12,7 +12,51 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-on_both_backends!(a_caller_in_dnd_leaves_a_message_the_api_serves_and_manages);
+on_both_backends!(
+    a_caller_in_dnd_leaves_a_message_the_api_serves_and_manages,
+    notify_email_is_exactly_one_address,
+);
+
+async fn notify_email_is_exactly_one_address(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_extension("102", "Bob").await;
+    let path = "/v1/pbx/voicemail/mailboxes/vm_102";
+    let (s, body) = app
+        .patch(path, json!({"notifyEmail": "bob@example.com"}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    for two in [
+        "a@b.c;x@evil.com",
+        "a@evil.com@b.c",
+        "a@b.c,x@evil.com",
+        "Bob <bob@example.com>",
+        "bob@example.com\r\nBcc: x@evil.com",
+    ] {
+        let (s, err) = app.patch(path, json!({"notifyEmail": two})).await;
+        assert_eq!(
+            (s.as_u16(), err["error"].as_str(), err["field"].as_str()),
+            (422, Some("validation_error"), Some("notifyEmail")),
+            "{two:?}: {err}"
+        );
+        let out = app
+            .graphql(
+                "mutation($e: String) { updateMailbox(id: \"vm_102\", input: {notifyEmail: $e}) { notifyEmail } }",
+                json!({"e": two}),
+            )
+            .await;
+        let ext = &out["errors"][0]["extensions"];
+        assert_eq!(
+            (ext["code"].as_str(), ext["field"].as_str()),
+            (Some("validation_error"), Some("notifyEmail")),
+            "{two:?}: {out}"
+        );
+    }
+    let (_, m) = app.get(path).await;
+    assert_eq!(
+        m["mailbox"]["notifyEmail"], "bob@example.com",
+        "refusals changed nothing"
+    );
+}
 
 const WAIT: Duration = Duration::from_secs(15);
 

@@ -61,6 +61,38 @@ impl ApiError {
         }
     }
 
+    /// The error for a status that something other than a use case chose (a framework
+    /// rejection, hyper's own answers): the code follows the status, `message` says why.
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, code_for(status), message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("Request body exceeds {limit} bytes"),
+        )
+    }
+
+    pub fn uri_too_long(limit: usize) -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("The request URI exceeds {limit} bytes"),
+        )
+    }
+
+    /// The JSON body every error has: `{"error","message"}`, plus `"field"` when one
+    /// field of the input is to blame.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        body
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +115,33 @@ impl ApiError {
                 ext.set("field", field);
             }
         })
+    }
+}
+
+/// The `error` code of a status: the one the API uses for it, `internal_error` for
+/// any other 5xx, `error` for anything else.
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "request_timeout",
+        409 => "conflict",
+        411 => "length_required",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        416 => "range_not_satisfiable",
+        422 => "validation_error",
+        426 => "upgrade_required",
+        429 => "rate_limited",
+        431 => "request_header_fields_too_large",
+        503 => "unavailable",
+        500..=599 => "internal_error",
+        _ => "error",
     }
 }
 
@@ -137,11 +196,7 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            body["field"] = json!(field);
-        }
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 

@@ -1,13 +1,17 @@
-//! Extractors: the authenticated caller and a JSON object body, each failing with our
-//! own error shape instead of axum's plain-text rejections.
+//! Extractors: the authenticated caller, path and query parameters, a JSON object body
+//! and a raw body, each failing with our own error shape instead of axum's plain-text
+//! rejections.
 
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use axum::body::Bytes;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// The credential a request carries: `Authorization: Bearer <key or JWT>` or
@@ -40,8 +44,8 @@ impl FromRequestParts<AppState> for Auth {
                 if api.status == StatusCode::UNAUTHORIZED {
                     let ip = parts
                         .extensions
-                        .get::<axum::extract::ConnectInfo<super::listener::Peer>>()
-                        .map(|c| c.0.0.ip().to_string())
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map(|c| c.0.ip().to_string())
                         .unwrap_or_default();
                     tracing::info!(http.client_ip = %ip, "API authentication failed");
                 }
@@ -65,6 +69,81 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// Path parameters, as axum's `Path`; a segment that is not valid UTF-8 once
+/// percent-decoded (or not of the expected type) is a 400 in our shape.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(path_error(rejection)),
+        }
+    }
+}
+
+fn path_error(rejection: PathRejection) -> ApiError {
+    if let PathRejection::FailedToDeserializePathParams(e) = &rejection
+        && let ErrorKind::InvalidUtf8InPathParam { key } = e.kind()
+    {
+        return ApiError::bad_request(format!(
+            "The path parameter {key} is not valid UTF-8 once percent-decoded"
+        ));
+    }
+    // Anything else is a bad value (400) or a route declared wrongly (500, logged).
+    if rejection.status().is_server_error() {
+        tracing::error!(error = %rejection.body_text(), "path parameters do not fit the route");
+        return ApiError::internal();
+    }
+    ApiError::bad_request(rejection.body_text())
+}
+
+/// Query parameters, as axum's `Query`, with a 400 in our shape when they do not parse.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+/// The whole request body as bytes, at most `LIMIT` bytes (over it, a 413 in our shape
+/// naming the limit). A route with a limit other than the default also sets
+/// `DefaultBodyLimit::max(LIMIT)`, which is what axum enforces.
+pub struct Body<const LIMIT: usize = { super::MAX_BODY_BYTES }>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for Body<LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large(LIMIT)
+                } else {
+                    ApiError::bad_request("Could not read the request body")
+                }
+            })
+    }
+}
+
 /// A request body that must be one JSON object (64 KiB at most).
 pub struct JsonObject(pub Map<String, Value>);
 
@@ -83,17 +162,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 "Content-Type must be application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("Request body exceeds {} bytes", super::MAX_BODY_BYTES),
-                )
-            } else {
-                ApiError::bad_request("Could not read the request body")
-            }
-        })?;
+        let Body::<{ super::MAX_BODY_BYTES }>(bytes) = Body::from_request(req, state).await?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
             Ok(_) => Err(ApiError::bad_request("Request body must be a JSON object")),

@@ -4,18 +4,22 @@
 
 pub mod error;
 mod extract;
+mod frame_watch;
 pub mod graphql;
+mod json_errors;
 pub mod listener;
 mod rest;
 mod web;
 
 pub use error::ApiError;
 pub use extract::Auth;
+pub use listener::HttpListener;
 
 use crate::service::Services;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
@@ -24,6 +28,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Request targets (path and query) above this are refused with 414. RFC 9110 §4.1 asks
+/// for at least 8,000 octets; nothing of ours needs more. hyper refuses targets over
+/// 65,534 bytes itself, before any layer runs: see [`listener`].
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -47,7 +56,53 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limit_uri))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// 414 in our shape for a request target over [`MAX_URI_BYTES`].
+async fn limit_uri(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let len = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::uri_too_long(MAX_URI_BYTES).into_response();
+    }
+    next.run(req).await
+}
+
+/// Error bodies are always `{"error","message"}` JSON. Our handlers and extractors
+/// answer that way already; this catches what the framework answers on its own (a
+/// websocket upgrade refused by axum, say) and gives it the same shape, keeping the
+/// status and headers such as `Allow` and using the plain-text reason as the message.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Framework rejections are one short line; anything longer is not worth showing.
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let message = text.unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+    let mut fixed = ApiError::from_status(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().append(name, value.clone());
+        }
+    }
+    fixed
 }
 
 /// Websocket read buffer. tungstenite zero-fills the whole buffer before every read
@@ -69,7 +124,7 @@ pub(crate) fn tune_websocket(
 /// SIP over WebSocket (RFC 7118): the `sip` subprotocol is required.
 async fn sip_websocket(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(listener::Peer(remote)): axum::extract::ConnectInfo<listener::Peer>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {

@@ -1,15 +1,11 @@
 //! Extensions: the numbers people dial, and the rules their fields follow.
 
+use super::text::parse_name;
 use super::{ManualPresence, ValidationError};
 use serde::Serialize;
 
 fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Printable: no control characters (which would also break SIP display names).
-fn printable(s: &str) -> bool {
-    !s.chars().any(char::is_control)
 }
 
 /// An extension number: 2 to 5 digits, unique within its PBX.
@@ -33,28 +29,15 @@ impl ExtensionNumber {
     }
 }
 
-fn parse_label(field: &'static str, raw: &str) -> Result<String, ValidationError> {
-    let trimmed = raw.trim();
-    let len = trimmed.chars().count();
-    if !(1..=64).contains(&len) {
-        return Err(ValidationError::new(field, "must be 1 to 64 characters"));
-    }
-    if !printable(trimmed) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// A person-readable name: 1 to 64 printable characters once trimmed.
+/// A person-readable name: 1 to 64 characters once trimmed, at least one visible, with
+/// no control, bidirectional-control or line-separator characters (see
+/// [`super::text::parse_name`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionName(String);
 
 impl ExtensionName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        parse_label("name", raw).map(Self)
+        parse_name("name", raw).map(Self)
     }
 
     pub fn into_inner(self) -> String {
@@ -68,7 +51,7 @@ pub struct CallerIdName(String);
 
 impl CallerIdName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        parse_label("callerIdName", raw).map(Self)
+        parse_name("callerIdName", raw).map(Self)
     }
 
     pub fn into_inner(self) -> String {
@@ -76,17 +59,26 @@ impl CallerIdName {
     }
 }
 
-/// The number presented on outside calls: exactly 10 digits (a North American number
-/// without the country code, as carriers expect it).
+/// The number presented on outside calls: E.164 (`+`, a first digit 1–9, then up to 14
+/// more: 15 digits at most) or a national number of 3 to 15 digits (any first digit,
+/// as `0` starts national numbers in much of the world). Nothing else: no spaces,
+/// dashes or brackets, which carriers would not take in a `From` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerIdNumber(String);
 
 impl CallerIdNumber {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        if !all_digits(raw) || raw.len() != 10 {
+        let ok = match raw.strip_prefix('+') {
+            Some(e164) => {
+                all_digits(e164) && (2..=15).contains(&e164.len()) && !e164.starts_with('0')
+            }
+            None => all_digits(raw) && (3..=15).contains(&raw.len()),
+        };
+        if !ok {
             return Err(ValidationError::new(
                 "callerIdNumber",
-                "must be exactly 10 digits",
+                "must be an E.164 number (+ then 2 to 15 digits, not starting with 0) \
+                 or a national number of 3 to 15 digits",
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -229,12 +221,54 @@ mod tests {
     }
 
     #[test]
-    fn caller_id_number_is_exactly_ten_digits() {
-        assert!(CallerIdNumber::parse("5551234567").is_ok());
-        for bad in ["555123456", "55512345678", "555-123-4567", "+155512345"] {
+    fn names_and_caller_id_names_refuse_spoofing_and_blank_characters() {
+        // The rules themselves are tested in `text`; both types apply them.
+        for raw in [
+            "\u{202E}ecilA",
+            "\u{200B}\u{200B}",
+            "Bob\u{2028}",
+            "\u{2066}x\u{2069}",
+        ] {
+            assert_eq!(ExtensionName::parse(raw).unwrap_err().field, "name");
+            assert_eq!(CallerIdName::parse(raw).unwrap_err().field, "callerIdName");
+        }
+        assert!(CallerIdName::parse("Acme Sales").is_ok());
+    }
+
+    #[test]
+    fn caller_id_number_is_e164_or_national() {
+        for ok in [
+            "5551234567",
+            "+15551234567",
+            "+442071234567",
+            "02071234567",
+            "112",
+            "+49",
+            "123456789012345",
+            "+123456789012345",
+        ] {
+            assert!(CallerIdNumber::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "12",
+            "+",
+            "+1",
+            "+0441234567",
+            "1234567890123456",
+            "+1234567890123456",
+            "555-123-4567",
+            "(555) 1234567",
+            "+1 555 123 4567",
+            "++15551234567",
+            "15551234567+",
+            "555123456a",
+            "١٢٣٤٥",
+        ] {
             assert_eq!(
                 CallerIdNumber::parse(bad).unwrap_err().field,
-                "callerIdNumber"
+                "callerIdNumber",
+                "{bad}"
             );
         }
     }

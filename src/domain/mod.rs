@@ -3,16 +3,19 @@
 
 mod call;
 mod device;
+mod email;
 mod extension;
 mod presence;
 mod registration;
 mod routing;
+pub mod text;
 mod validation;
 
 pub use call::{Call, CallDirection, CallState, Disposition, HangupSide};
 pub use routing::{CallTarget, Fallback, RouteDecision, decide};
 
 pub use device::{DeviceInfo, DeviceType, classify};
+pub use email::EmailAddress;
 pub use registration::{Device, EndReason, SipTransport};
 
 pub use extension::{

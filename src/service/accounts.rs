@@ -55,7 +55,8 @@ impl AccountCache {
 }
 
 impl Services {
-    /// The account a SIP username belongs to (any PBX: usernames are globally unique).
+    /// The account a SIP username belongs to (any PBX: usernames are globally unique);
+    /// `None` for an unknown username and for an extension without SIP credentials.
     pub async fn sip_account(&self, username: &str) -> ServiceResult<Option<Arc<SipAccount>>> {
         if let Some(hit) = self
             .accounts
@@ -69,6 +70,14 @@ impl Services {
         let Some(secrets) = self.store.sip_secrets(username).await? else {
             return Ok(None);
         };
+        // An extension without credentials (any type but `user`) is no account at all:
+        // SIP answers its username exactly as it answers one that does not exist.
+        if secrets.extension.kind != ExtensionType::User
+            || secrets.ha1_md5.is_empty()
+            || secrets.ha1_sha256.is_empty()
+        {
+            return Ok(None);
+        }
         let ext = secrets.extension;
         let account = Arc::new(SipAccount {
             extension_id: ext.id,

@@ -110,6 +110,8 @@ impl ExtensionDraft {
             forwarding_number,
             forwarding_ring_timeout,
             manual_presence,
+            ha1_md5: None,
+            ha1_sha256: None,
             updated_at: None,
         })
     }
@@ -126,7 +128,9 @@ pub struct SipCredentials {
 #[derive(Debug, Clone)]
 pub struct CreatedExtension {
     pub extension: ExtensionView,
-    pub sip_credentials: SipCredentials,
+    /// `None` for conference, parking and paging extensions: only `user` extensions
+    /// have phones, so only they get credentials.
+    pub sip_credentials: Option<SipCredentials>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,7 +230,9 @@ impl Services {
         Ok(self.view(ext))
     }
 
-    /// Creates an extension and provisions its SIP credentials (returned only here).
+    /// Creates an extension and, for a `user` extension, provisions its SIP credentials
+    /// (returned only here). Other types get a username but no password: nothing can
+    /// register as them.
     pub async fn create_extension(
         &self,
         principal: &Principal,
@@ -248,7 +254,6 @@ impl Services {
 
         let number = changes.number.clone().unwrap_or_default();
         let now = now_ms();
-        let password = crate::ids::sip_password();
         let mut row = ExtensionRow {
             id: crate::ids::resource_id("ext"),
             pbx_id: pbx.id.clone(),
@@ -274,12 +279,15 @@ impl Services {
         if row.forwarding_number.as_deref() == Some(number.as_str()) {
             return Err(self_forwarding().into());
         }
+        let password = (row.kind == ExtensionType::User.as_str()).then(crate::ids::sip_password);
         // A username collision (1 in 2^31 per pair) is retried with a fresh suffix.
         let mut attempts = 0;
         let extension = loop {
             row.sip_username = format!("{number}_{}", crate::ids::lower_alnum(6));
-            row.ha1_md5 = digest::ha1_md5(&row.sip_username, &pbx.sip_domain, &password);
-            row.ha1_sha256 = digest::ha1_sha256(&row.sip_username, &pbx.sip_domain, &password);
+            if let Some(password) = &password {
+                row.ha1_md5 = digest::ha1_md5(&row.sip_username, &pbx.sip_domain, password);
+                row.ha1_sha256 = digest::ha1_sha256(&row.sip_username, &pbx.sip_domain, password);
+            }
             match self.store.insert_extension(&row).await {
                 Ok(ext) => break ext,
                 Err(StoreError::Unique(what)) if what.contains("sip_username") && attempts < 3 => {
@@ -297,17 +305,18 @@ impl Services {
         }));
         tracing::info!(extension.id = %view.extension.id, extension.number = %number, pbx.id = %pbx.id, "extension created");
         Ok(CreatedExtension {
-            sip_credentials: SipCredentials {
+            sip_credentials: password.map(|password| SipCredentials {
                 username: view.extension.sip_username.clone(),
                 password,
                 domain: pbx.sip_domain,
-            },
+            }),
             extension: view,
         })
     }
 
     /// Changes only the fields present in `draft`; publishes `extensionChanged` and,
-    /// when the derived status moved, `presenceChanged`.
+    /// when the derived status moved, `presenceChanged`. An extension that is (or
+    /// becomes) of a type other than `user` loses its SIP password and its devices.
     pub async fn update_extension(
         &self,
         principal: &Principal,
@@ -317,6 +326,15 @@ impl Services {
         principal.require(Scope::ExtensionsWrite)?;
         let mut changes = draft.into_changeset()?;
         changes.updated_at = Some(now_ms());
+        if changes
+            .kind
+            .as_deref()
+            .is_some_and(|k| k != ExtensionType::User.as_str())
+        {
+            // In the same UPDATE as the type: no moment where a conference has a password.
+            changes.ha1_md5 = Some(String::new());
+            changes.ha1_sha256 = Some(String::new());
+        }
 
         let _guard = self.locks.lock(id).await;
         let (before, after) = match self
@@ -331,6 +349,11 @@ impl Services {
         self.accounts.invalidate(id);
         let at = after.updated_at;
         let old = self.view(before);
+        let unregistered = if after.kind == ExtensionType::User {
+            0
+        } else {
+            self.end_bindings(&after).await?
+        };
         let new = self.view(after);
         if settings_changed(&old.extension, &new.extension) {
             self.bus.publish(Event::Extension(ExtensionChange {
@@ -341,16 +364,30 @@ impl Services {
             }));
         }
         if old.status != new.status {
-            let description = match new.extension.manual_presence {
-                Some(m) => format!("presence set to {}", m.as_str()),
-                None => "presence set to available".to_owned(),
+            let cause = if unregistered > 0 {
+                PresenceCause {
+                    reason: Some("unregistered".to_owned()),
+                    ..PresenceCause::simple(
+                        CauseKind::Device,
+                        format!(
+                            "{unregistered} device(s) unregistered: a {} extension has no phones",
+                            new.extension.kind.as_str()
+                        ),
+                    )
+                }
+            } else {
+                let description = match new.extension.manual_presence {
+                    Some(m) => format!("presence set to {}", m.as_str()),
+                    None => "presence set to available".to_owned(),
+                };
+                PresenceCause::simple(CauseKind::Manual, description)
             };
             self.bus.publish(Event::Presence(PresenceChange {
                 pbx_id: principal.pbx_id.clone(),
                 extension: extension_ref(&new.extension),
                 status: new.status,
                 previous_status: Some(old.status),
-                cause: PresenceCause::simple(CauseKind::Manual, description),
+                cause,
                 at,
             }));
         }
@@ -392,13 +429,17 @@ impl Services {
         Ok(())
     }
 
-    /// Issues a new SIP password; the old one stops working at once.
+    /// Issues a new SIP password; the old one stops working at once. Only `user`
+    /// extensions have credentials: for any other type this is a conflict on `type`.
     pub async fn reset_sip_credentials(
         &self,
         principal: &Principal,
         id: &str,
     ) -> ServiceResult<CreatedExtension> {
         principal.require(Scope::ExtensionsWrite)?;
+        // Held so a concurrent change of type cannot slip between the check and the
+        // write and leave a conference with a password.
+        let _guard = self.locks.lock(id).await;
         let pbx = self
             .store
             .pbx_by_id(&principal.pbx_id)
@@ -409,6 +450,9 @@ impl Services {
             .extension_by_id(&pbx.id, id)
             .await?
             .ok_or(ServiceError::NotFound("extension"))?;
+        if existing.kind != ExtensionType::User {
+            return Err(no_credentials(existing.kind));
+        }
         let password = crate::ids::sip_password();
         let user = &existing.sip_username;
         let ext = self
@@ -426,13 +470,25 @@ impl Services {
         tracing::info!(extension.id = %id, pbx.id = %pbx.id, "SIP credentials rotated");
         let view = self.view(ext);
         Ok(CreatedExtension {
-            sip_credentials: SipCredentials {
+            sip_credentials: Some(SipCredentials {
                 username: view.extension.sip_username.clone(),
                 password,
                 domain: pbx.sip_domain,
-            },
+            }),
             extension: view,
         })
+    }
+}
+
+/// What rotating credentials of a non-user extension answers: 409 on `type` (the
+/// request is fine, the extension's type is what stands in the way).
+fn no_credentials(kind: ExtensionType) -> ServiceError {
+    ServiceError::Conflict {
+        field: "type",
+        message: format!(
+            "A {} extension has no SIP credentials: only user extensions register phones",
+            kind.as_str()
+        ),
     }
 }
 

@@ -399,6 +399,61 @@ impl Services {
         Ok(())
     }
 
+    /// Ends every binding of `ext` as unregistered (stored, dropped from the index,
+    /// announced as device events) and returns how many were live: what happens to the
+    /// phones of an extension whose type no longer has any. Call with the extension's
+    /// lock held; the caller publishes the presence change.
+    pub(super) async fn end_bindings(
+        &self,
+        ext: &crate::domain::Extension,
+    ) -> ServiceResult<usize> {
+        let bindings = self.bindings.of(&ext.id);
+        if bindings.is_empty() {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let ended: Vec<Device> = bindings
+            .iter()
+            .filter(|b| b.device.is_registered(now))
+            .map(|b| Device {
+                ended_at: Some(now),
+                end_reason: Some(EndReason::Unregistered),
+                ..Device::clone(&b.device)
+            })
+            .collect();
+        // Lapsed ones not yet swept end as the sweeper would have ended them.
+        let rows = bindings
+            .iter()
+            .filter(|b| !b.device.is_registered(now))
+            .map(|b| Device {
+                ended_at: Some(b.device.expires_at),
+                end_reason: Some(EndReason::Expired),
+                ..Device::clone(&b.device)
+            })
+            .chain(ended.iter().cloned())
+            .map(|d| DeviceRow::from(&d))
+            .collect();
+        self.writer.write(rows).await?;
+        self.bindings.remove_extension(&ext.id);
+        self.live.set_devices(&ext.id, 0);
+        let extension = ExtensionRef {
+            id: ext.id.clone(),
+            number: ext.number.clone(),
+            name: ext.name.clone(),
+        };
+        for device in &ended {
+            self.bus.publish(Event::Device(Box::new(DeviceChange {
+                pbx_id: ext.pbx_id.clone(),
+                extension: extension.clone(),
+                kind: DeviceChangeKind::Unregistered,
+                device: device.clone(),
+                at: now,
+            })));
+        }
+        tracing::info!(extension.id = %ext.id, devices = ended.len(), "bindings ended: the extension's type has no phones");
+        Ok(ended.len())
+    }
+
     /// Ends bindings whose time is up. Run every second by the maintenance task.
     pub async fn expire_bindings(&self) -> ServiceResult<usize> {
         let mut count = 0;

@@ -26,10 +26,10 @@ impl Bootstrap<'_> {
 
     /// Creates a PBX. Its SIP domain defaults to `<name>.local`, lowercased.
     pub async fn create_pbx(&self, name: &str, sip_domain: Option<&str>) -> anyhow::Result<Pbx> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-            bail!("PBX name must be 1 to 64 printable characters");
-        }
+        // Consoles show it like an extension name: the same rule.
+        let name = crate::domain::text::parse_name("name", name)
+            .map_err(|e| anyhow::anyhow!("PBX name {}", e.message))?;
+        let name = name.as_str();
         let domain = match sip_domain {
             Some(d) => d.trim().to_ascii_lowercase(),
             None => format!("{}.local", slug(name)),

@@ -5,7 +5,7 @@
 use super::{ExtensionDraftField as Field, ServiceError, ServiceResult, Services};
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
-use crate::domain::{Extension, ValidationError};
+use crate::domain::{EmailAddress, Extension, ValidationError};
 use crate::events::{Event, ExtensionRef};
 use crate::media::audio;
 use crate::store::voicemail::{MailboxRow, MessageRow};
@@ -101,24 +101,6 @@ pub fn pin_matches(stored: &str, pin: &str) -> bool {
     };
     let computed = hex::encode(Sha256::digest([&salt[..], pin.as_bytes()].concat()));
     computed.as_bytes().ct_eq(hash.as_bytes()).into()
-}
-
-fn validate_email(raw: &str) -> Result<String, ValidationError> {
-    let v = raw.trim();
-    let ok = v.len() <= 254
-        && v.split_once('@')
-            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>');
-    if ok {
-        Ok(v.to_owned())
-    } else {
-        Err(ValidationError::new(
-            "notifyEmail",
-            "must be one email address",
-        ))
-    }
 }
 
 fn default_row(ext: &Extension) -> MailboxRow {
@@ -244,7 +226,9 @@ impl Services {
         match draft.notify_email {
             Field::Absent => {}
             Field::Null => row.notify_email = None,
-            Field::Value(v) => row.notify_email = Some(validate_email(&v)?),
+            Field::Value(v) => {
+                row.notify_email = Some(EmailAddress::parse("notifyEmail", &v)?.into_inner());
+            }
         }
         match draft.pin {
             Field::Absent => {}
@@ -762,26 +746,6 @@ mod tests {
             "smtp://[::1",
         ] {
             assert!(parse_smtp_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn emails_are_single_plain_addresses() {
-        assert_eq!(
-            validate_email(" ann@example.com ").unwrap(),
-            "ann@example.com"
-        );
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@x.com",
-            "a b@x.com",
-            "a@x.com, b@y.com",
-            "<a@x.com>",
-            "a@.com",
-        ] {
-            assert!(validate_email(bad).is_err(), "{bad}");
         }
     }
 

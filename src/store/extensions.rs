@@ -24,6 +24,8 @@ pub struct ExtensionRow {
     pub forwarding_ring_timeout: i32,
     pub manual_presence: Option<String>,
     pub sip_username: String,
+    /// Digest HA1s; both empty for an extension without SIP credentials (conference,
+    /// parking and paging extensions), which therefore cannot authenticate.
     pub ha1_md5: String,
     pub ha1_sha256: String,
     pub created_at: i64,
@@ -43,6 +45,10 @@ pub struct ExtensionChangeset {
     pub forwarding_number: Option<Option<String>>,
     pub forwarding_ring_timeout: Option<i32>,
     pub manual_presence: Option<Option<String>>,
+    /// Set to empty strings when an extension stops being a `user` one: it keeps its
+    /// username (unique, so never reused) but loses its password.
+    pub ha1_md5: Option<String>,
+    pub ha1_sha256: Option<String>,
     pub updated_at: Option<i64>,
 }
 

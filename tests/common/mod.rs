@@ -75,6 +75,20 @@ async fn pg_exec(sql: &str) {
     let _ = task.await;
 }
 
+/// Runs SQL statements on a PostgreSQL database.
+pub async fn pg_batch(db_url: &str, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = task.await;
+}
+
 /// Runs a query on a test database and returns every row's columns as text.
 pub async fn pg_rows(db_url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
     let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
@@ -365,6 +379,30 @@ impl TestApp {
         )
         .await;
         body
+    }
+
+    /// Runs SQL statements straight on this app's database, for tests that need rows
+    /// as an older version left them. Stop the server first.
+    pub async fn sql(&self, statements: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                use diesel::Connection;
+                use diesel::connection::SimpleConnection;
+                let path = self.data_dir.join("switchboard.db");
+                let statements = statements.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let mut conn =
+                        diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                    conn.batch_execute(&statements)
+                        .unwrap_or_else(|e| panic!("{statements}: {e}"));
+                })
+                .await
+                .unwrap();
+            }
+            Backend::Postgres => {
+                pg_batch(self.database_url.as_deref().unwrap(), statements).await;
+            }
+        }
     }
 
     pub fn server_log(&self) -> String {

@@ -25,12 +25,15 @@ fn optional<T>(o: Option<T>) -> Field<T> {
 pub struct CreateExtensionInput {
     /// 2 to 5 digits, unique in the PBX.
     number: String,
-    /// 1 to 64 printable characters.
+    /// 1 to 64 characters, at least one visible; no control characters, bidirectional
+    /// controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+206F) or line and
+    /// paragraph separators (U+2028, U+2029). Caller ID names follow the same rule.
     name: String,
     #[graphql(name = "type")]
     kind: Option<ExtensionType>,
     caller_id_name: Option<String>,
-    /// Exactly 10 digits.
+    /// E.164 (`+`, then 2 to 15 digits not starting with 0) or a national number of 3
+    /// to 15 digits.
     caller_id_number: Option<String>,
     voicemail_enabled: Option<bool>,
     forwarding_number: Option<String>,
@@ -57,7 +60,7 @@ pub struct UpdateExtensionInput {
 /// Mailbox settings; only the fields given change, `null` restores the default.
 #[derive(InputObject)]
 pub struct UpdateMailboxInput {
-    /// Where new messages are emailed (with `--smtp-url`).
+    /// Where new messages are emailed (with `--smtp-url`): exactly one address.
     notify_email: MaybeUndefined<String>,
     /// 4 to 8 digits; stored hashed.
     pin: MaybeUndefined<String>,
@@ -73,7 +76,8 @@ pub struct MutationRoot;
 
 #[Object]
 impl MutationRoot {
-    /// Creates an extension and provisions its SIP credentials (shown only here).
+    /// Creates an extension and, for a USER extension, provisions its SIP credentials
+    /// (shown only here); other types get none.
     async fn create_extension(
         &self,
         ctx: &Context<'_>,
@@ -133,7 +137,8 @@ impl MutationRoot {
         Ok(id)
     }
 
-    /// Issues a new SIP password (shown only here); the old one stops working.
+    /// Issues a new SIP password (shown only here); the old one stops working. Only USER
+    /// extensions have credentials: others get a `conflict` error on `type`.
     async fn reset_sip_credentials(
         &self,
         ctx: &Context<'_>,

@@ -140,7 +140,7 @@ fn snapshot_only<K: FeedKind>(
     covers.store(u64::MAX, Ordering::Relaxed);
     futures_util::stream::once(async move {
         // The snapshot is read after the sequence, so it includes every event up to it.
-        let sequence = services.bus.sequence();
+        let sequence = services.bus.sequence(&principal.pbx_id);
         if cause == CauseKind::Snapshot && !K::OPENS_WITH_SNAPSHOT {
             covers.store(sequence, Ordering::Relaxed);
             return Vec::new();
@@ -621,7 +621,7 @@ mod tests {
             crate::domain::PresenceStatus::Dnd,
             "the resync shows the latest state"
         );
-        assert_eq!(resync.sequence, services.bus.sequence());
+        assert_eq!(resync.sequence, services.bus.sequence(&principal.pbx_id));
 
         // Afterwards, changes flow normally again.
         services

@@ -249,18 +249,20 @@ pub struct SipCredentials {
 #[derive(SimpleObject)]
 pub struct ExtensionCredentialsPayload {
     pub extension: Extension,
-    pub sip_credentials: SipCredentials,
+    /// `null` for conference, parking and paging extensions: only user extensions have
+    /// SIP credentials (and phones).
+    pub sip_credentials: Option<SipCredentials>,
 }
 
 impl From<CreatedExtension> for ExtensionCredentialsPayload {
     fn from(c: CreatedExtension) -> Self {
         Self {
             extension: Extension(c.extension),
-            sip_credentials: SipCredentials {
-                username: c.sip_credentials.username,
-                password: c.sip_credentials.password,
-                domain: c.sip_credentials.domain,
-            },
+            sip_credentials: c.sip_credentials.map(|c| SipCredentials {
+                username: c.username,
+                password: c.password,
+                domain: c.domain,
+            }),
         }
     }
 }
@@ -377,8 +379,9 @@ pub struct PresenceEvent {
     pub previous_status: Option<PresenceStatus>,
     pub cause: PresenceCauseObject,
     pub at: String,
-    /// The bus sequence: strictly increasing across changes; snapshot reports carry the
-    /// sequence they were taken at.
+    /// The PBX's event sequence: strictly increasing across changes and counted per PBX
+    /// (another PBX's activity never moves it); snapshot reports carry the sequence they
+    /// were taken at.
     pub sequence: u64,
 }
 

@@ -1,9 +1,10 @@
 //! `/v1/pbx/calls`: call records, newest first.
 
+use crate::api::extract::Query;
 use crate::api::{ApiError, AppState, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{Call, CallDirection, CallState, Disposition, HangupSide};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::http::header::LINK;
 use axum::response::{IntoResponse, Response};

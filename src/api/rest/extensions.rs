@@ -1,12 +1,12 @@
 //! `/v1/pbx/extensions`.
 
-use super::string_field;
-use crate::api::extract::JsonObject;
+use super::{integer_field, string_field};
+use crate::api::extract::{JsonObject, Path, Query};
 use crate::api::{ApiError, AppState, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{ExtensionType, ExtensionView, PresenceSetting, PresenceStatus};
 use crate::service::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -86,8 +86,10 @@ impl<'a> ExtensionJson<'a> {
         }
     }
 
-    fn with_credentials(mut self, c: &'a SipCredentials) -> Self {
-        self.sip_credentials = Some(CredentialsJson {
+    /// With the credentials just issued; none (and no `sipCredentials` key) for an
+    /// extension type that has none.
+    fn with_credentials(mut self, c: Option<&'a SipCredentials>) -> Self {
+        self.sip_credentials = c.map(|c| CredentialsJson {
             username: &c.username,
             password: &c.password,
             domain: &c.domain,
@@ -167,19 +169,7 @@ fn draft_from_json(body: &Map<String, Value>) -> Result<ExtensionDraft, ApiError
             ));
         }
     };
-    let forwarding_ring_timeout = match body.get("forwardingRingTimeout") {
-        None => Field::Absent,
-        Some(Value::Null) => Field::Null,
-        Some(Value::Number(n)) if n.as_i64().is_some() => {
-            Field::Value(n.as_i64().unwrap_or_default())
-        }
-        Some(_) => {
-            return Err(ApiError::validation(
-                "forwardingRingTimeout",
-                "forwardingRingTimeout must be an integer number of seconds",
-            ));
-        }
-    };
+    let forwarding_ring_timeout = integer_field(body, "forwardingRingTimeout")?;
     Ok(ExtensionDraft {
         number: string_field(body, "number")?,
         name: string_field(body, "name")?,
@@ -204,7 +194,7 @@ fn draft_from_json(body: &Map<String, Value>) -> Result<ExtensionDraft, ApiError
 }
 
 fn created_json(created: &CreatedExtension) -> Value {
-    json!({ "extension": ExtensionJson::new(&created.extension).with_credentials(&created.sip_credentials) })
+    json!({ "extension": ExtensionJson::new(&created.extension).with_credentials(created.sip_credentials.as_ref()) })
 }
 
 async fn list_extensions(
@@ -339,6 +329,12 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_timeout_written_as_30_0_is_the_integer_30() {
+        let d = draft_from_json(&obj(json!({"forwardingRingTimeout": 30.0}))).unwrap();
+        assert_eq!(d.forwarding_ring_timeout, Field::Value(30));
+    }
+
+    #[test]
     fn unknown_read_only_and_mistyped_fields_name_themselves() {
         let e = draft_from_json(&obj(json!({"nmae": "A"}))).unwrap_err();
         assert_eq!((e.field, e.code), (Some("body"), "validation_error"));
@@ -348,6 +344,8 @@ mod tests {
         let e = draft_from_json(&obj(json!({"number": 101}))).unwrap_err();
         assert_eq!(e.field, Some("number"));
         let e = draft_from_json(&obj(json!({"forwardingRingTimeout": 2.5}))).unwrap_err();
+        assert_eq!(e.field, Some("forwardingRingTimeout"));
+        let e = draft_from_json(&obj(json!({"forwardingRingTimeout": "30"}))).unwrap_err();
         assert_eq!(e.field, Some("forwardingRingTimeout"));
         let e = draft_from_json(&obj(json!({"presence": "busy"}))).unwrap_err();
         assert_eq!(e.field, Some("presence"));

@@ -1,13 +1,12 @@
 //! `/v1/pbx/voicemail/mailboxes`: mailboxes, their messages (audio with Range
 //! requests), greetings.
 
-use super::string_field;
-use crate::api::extract::{JsonObject, media_type};
+use super::{integer_field, string_field};
+use crate::api::extract::{Body, JsonObject, Path, media_type};
 use crate::api::{ApiError, AppState, Auth};
 use crate::clock::rfc3339;
-use crate::service::{Field, Mailbox, MailboxDraft, VoicemailMessage};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use crate::service::{Mailbox, MailboxDraft, VoicemailMessage};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -140,18 +139,6 @@ const WRITABLE: &[&str] = &[
     "greetingType",
 ];
 
-fn integer_field(body: &Map<String, Value>, key: &'static str) -> Result<Field<i64>, ApiError> {
-    match body.get(key) {
-        None => Ok(Field::Absent),
-        Some(Value::Null) => Ok(Field::Null),
-        Some(Value::Number(n)) if n.is_i64() => Ok(Field::Value(n.as_i64().unwrap_or_default())),
-        Some(_) => Err(ApiError::validation(
-            key,
-            format!("{key} must be an integer"),
-        )),
-    }
-}
-
 fn mailbox_draft(body: &Map<String, Value>) -> Result<MailboxDraft, ApiError> {
     for key in body.keys() {
         if WRITABLE.contains(&key.as_str()) {
@@ -205,7 +192,7 @@ async fn put_greeting(
     Auth(principal): Auth,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body<MAX_GREETING_BYTES>,
 ) -> Result<Json<Value>, ApiError> {
     let content_type = media_type(&headers);
     let wav_types = ["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"];

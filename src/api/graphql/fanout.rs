@@ -7,8 +7,9 @@
 //! its own resync if it falls behind the group), and skips group responses that its
 //! snapshot already covers: the group's feed notes the bus sequence of every response.
 //!
-//! This is the [`Executor`] async-graphql's websocket protocol runs; queries, mutations
-//! and anything without a caller go straight to the schema.
+//! This is the [`Executor`] the websocket connection runs; queries and mutations run
+//! once within their time budget, and subscriptions without a caller go straight to
+//! the schema.
 
 use super::AppSchema;
 use super::subscription::FeedMode;
@@ -105,15 +106,35 @@ impl SubscriptionExecutor {
 
 impl Executor for SubscriptionExecutor {
     async fn execute(&self, request: Request) -> Response {
-        self.schema.execute(request).await
+        super::limits::execute(&self.schema, request).await
     }
 
+    /// Every operation of a websocket: the document is admitted (see
+    /// [`super::limits`]) before anything else; queries and mutations run within their
+    /// time budget.
     fn execute_stream(
         &self,
-        request: Request,
+        mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let session = session_data.unwrap_or_default();
+        let operation = match super::limits::admit(&mut request) {
+            Ok(operation) => operation,
+            Err(refused) => {
+                return futures_util::stream::once(async { Response::from_errors(vec![refused]) })
+                    .boxed();
+            }
+        };
+        if operation != Some(OperationType::Subscription) {
+            let mut responses = self
+                .schema
+                .execute_stream_with_session_data(request, session);
+            let once = super::limits::within_budget(async move {
+                // A query or mutation answers once.
+                responses.next().await.unwrap_or_default()
+            });
+            return futures_util::stream::once(once).boxed();
+        }
         match GroupKey::of(&request, &session) {
             Some(key) => member(self.clone(), key, Parts::of(&request), session).boxed(),
             None => self
@@ -139,23 +160,12 @@ struct GroupKey {
 }
 
 impl GroupKey {
-    /// The key of a subscription with a caller; `None` for anything else.
+    /// The key of a subscription (admitted already) with a caller; `None` without one.
     fn of(request: &Request, session: &Data) -> Option<GroupKey> {
         let principal = session
             .get(&TypeId::of::<Principal>())?
             .downcast_ref::<Principal>()?;
-        let document = async_graphql::parser::parse_query(&request.query).ok()?;
-        let operation = match &request.operation_name {
-            Some(name) => {
-                document
-                    .operations
-                    .iter()
-                    .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))?
-                    .1
-            }
-            None => document.operations.iter().next()?.1,
-        };
-        (operation.node.ty == OperationType::Subscription).then(|| GroupKey {
+        Some(GroupKey {
             pbx_id: principal.pbx_id.clone(),
             scopes: principal.scopes,
             query: request.query.clone(),

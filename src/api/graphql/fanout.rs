@@ -12,6 +12,7 @@
 //! the schema.
 
 use super::AppSchema;
+use super::limits::{Admitted, admit, within_budget};
 use super::subscription::FeedMode;
 use crate::auth::{Principal, ScopeSet};
 use crate::events::{CauseKind, LossyReceiver, LossySender, RecvError, lossy_queue};
@@ -25,9 +26,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::task::AbortHandle;
 
+/// Runs every GraphQL operation, from `POST /graphql` and the websocket alike, within
+/// the limits of [`super::limits`]; shares one execution among identical subscriptions.
 #[derive(Clone)]
 pub struct SubscriptionExecutor {
     schema: AppSchema,
+    /// Answers introspection-only queries (see [`super::build_introspection_schema`]).
+    introspection: AppSchema,
     groups: Registry,
     /// Group responses a member may fall behind before it resyncs from its own snapshot.
     buffer: usize,
@@ -40,8 +45,19 @@ impl SubscriptionExecutor {
     pub fn new(schema: AppSchema, buffer: usize) -> Self {
         Self {
             schema,
+            introspection: super::build_introspection_schema(),
             groups: Registry::default(),
             buffer,
+        }
+    }
+
+    /// The schema that runs an admitted request: introspection-only queries go to the
+    /// one without a depth limit.
+    fn schema_for(&self, admitted: Admitted, request: Request) -> (&AppSchema, Request) {
+        if admitted.introspection {
+            (&self.introspection, request.only_introspection())
+        } else {
+            (&self.schema, request)
         }
     }
 
@@ -105,31 +121,35 @@ impl SubscriptionExecutor {
 }
 
 impl Executor for SubscriptionExecutor {
-    async fn execute(&self, request: Request) -> Response {
-        super::limits::execute(&self.schema, request).await
+    /// A query or a mutation (`POST /graphql`), admitted and within its time budget.
+    async fn execute(&self, mut request: Request) -> Response {
+        let admitted = match admit(&mut request) {
+            Ok(admitted) => admitted,
+            Err(refused) => return Response::from_errors(vec![refused]),
+        };
+        let (schema, request) = self.schema_for(admitted, request);
+        within_budget(schema.execute(request)).await
     }
 
-    /// Every operation of a websocket: the document is admitted (see
-    /// [`super::limits`]) before anything else; queries and mutations run within their
-    /// time budget.
+    /// Every operation of a websocket: admitted first; queries and mutations run
+    /// within their time budget.
     fn execute_stream(
         &self,
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let session = session_data.unwrap_or_default();
-        let operation = match super::limits::admit(&mut request) {
-            Ok(operation) => operation,
+        let admitted = match admit(&mut request) {
+            Ok(admitted) => admitted,
             Err(refused) => {
                 return futures_util::stream::once(async { Response::from_errors(vec![refused]) })
                     .boxed();
             }
         };
-        if operation != Some(OperationType::Subscription) {
-            let mut responses = self
-                .schema
-                .execute_stream_with_session_data(request, session);
-            let once = super::limits::within_budget(async move {
+        if admitted.operation != Some(OperationType::Subscription) {
+            let (schema, request) = self.schema_for(admitted, request);
+            let mut responses = schema.execute_stream_with_session_data(request, session);
+            let once = within_budget(async move {
                 // A query or mutation answers once.
                 responses.next().await.unwrap_or_default()
             });

@@ -15,7 +15,6 @@
 //! future per field, two `String`s per list item), which made a full introspection
 //! query half again as slow.
 
-use super::AppSchema;
 use crate::api::ApiError;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Pos, Request, Response, ServerError};
@@ -155,11 +154,19 @@ impl<'a> Expansion<'a> {
     }
 }
 
+/// What [`admit`] learnt about a request's document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// The type of the operation the request selects; `None` when its name matches
+    /// none, which the schema then reports.
+    pub operation: Option<OperationType>,
+    /// A query selecting only `__schema`, `__type` and `__typename` at its root.
+    pub introspection: bool,
+}
+
 /// Parses the request's document (kept in the request: async-graphql does not parse it
-/// again) and checks its expanded size, before any of async-graphql's own checks. Returns
-/// the type of the operation the request selects; `None` when its name matches none,
-/// which the schema then reports.
-pub fn admit(request: &mut Request) -> Result<Option<OperationType>, ServerError> {
+/// again) and checks its expanded size, before any of async-graphql's own checks.
+pub fn admit(request: &mut Request) -> Result<Admitted, ServerError> {
     let operation_name = request.operation_name.clone();
     let document = request.parsed_query()?;
     if let Err(refused) = expanded_size(document, MAX_EXPANDED_SELECTIONS) {
@@ -173,7 +180,35 @@ pub fn admit(request: &mut Request) -> Result<Option<OperationType>, ServerError
             .find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
         None => document.operations.iter().next(),
     };
-    Ok(operation.map(|(_, operation)| operation.node.ty))
+    Ok(match operation {
+        Some((_, operation)) => Admitted {
+            operation: Some(operation.node.ty),
+            introspection: operation.node.ty == OperationType::Query
+                && only_introspection(document, &operation.node.selection_set.node),
+        },
+        None => Admitted {
+            operation: None,
+            introspection: false,
+        },
+    })
+}
+
+/// Whether a root selection set holds only introspection fields (through fragments;
+/// [`expanded_size`] has refused cycles already).
+fn only_introspection(doc: &ExecutableDocument, set: &SelectionSet) -> bool {
+    set.items.iter().all(|selection| match &selection.node {
+        Selection::Field(field) => matches!(
+            field.node.name.node.as_str(),
+            "__schema" | "__type" | "__typename"
+        ),
+        Selection::InlineFragment(inline) => {
+            only_introspection(doc, &inline.node.selection_set.node)
+        }
+        Selection::FragmentSpread(spread) => doc
+            .fragments
+            .get(&spread.node.fragment_name.node)
+            .is_some_and(|fragment| only_introspection(doc, &fragment.node.selection_set.node)),
+    })
 }
 
 /// Runs a query or a mutation within [`OPERATION_BUDGET`]. Subscriptions wait for
@@ -188,14 +223,6 @@ pub async fn within_budget(work: impl Future<Output = Response>) -> Response {
             ])
         }
     }
-}
-
-/// Executes a query or a mutation with both limits.
-pub async fn execute(schema: &AppSchema, mut request: Request) -> Response {
-    if let Err(refused) = admit(&mut request) {
-        return Response::from_errors(vec![refused]);
-    }
-    within_budget(schema.execute(request)).await
 }
 
 #[cfg(test)]
@@ -354,16 +381,51 @@ mod tests {
 
     #[test]
     fn admit_names_the_selected_operation_and_refuses_bombs_and_syntax_errors() {
-        let mut request = Request::new("query A { a } subscription B { b }").operation_name("B");
-        assert!(matches!(
-            admit(&mut request),
-            Ok(Some(OperationType::Subscription))
+        let admitted = |query: &str, name: Option<&str>| {
+            let mut request = Request::new(query);
+            if let Some(name) = name {
+                request = request.operation_name(name);
+            }
+            admit(&mut request).map_err(|e| e.message)
+        };
+        let both = "query A { a } subscription B { b }";
+        assert_eq!(
+            admitted(both, Some("B")),
+            Ok(Admitted {
+                operation: Some(OperationType::Subscription),
+                introspection: false
+            })
+        );
+        assert_eq!(
+            admitted("query A { a }", Some("C")),
+            Ok(Admitted {
+                operation: None,
+                introspection: false
+            })
+        );
+        let refused = admitted(&fragment_bomb(25), None).unwrap_err();
+        assert!(refused.contains("too large"), "{refused}");
+        assert!(admitted("{ unclosed", None).is_err());
+    }
+
+    #[test]
+    fn introspection_only_queries_are_told_apart() {
+        let introspection = |query: &str| {
+            admit(&mut Request::new(query))
+                .map(|a| a.introspection)
+                .unwrap_or_default()
+        };
+        assert!(introspection(INTROSPECTION));
+        assert!(introspection(
+            "{ __typename ... on QueryRoot { __type(name: \"X\") { name } } }"
         ));
-        let mut request = Request::new("query A { a }").operation_name("C");
-        assert!(matches!(admit(&mut request), Ok(None)));
-        let mut bomb = Request::new(fragment_bomb(25));
-        let refused = admit(&mut bomb).unwrap_err();
-        assert!(refused.message.contains("too large"), "{}", refused.message);
-        assert!(admit(&mut Request::new("{ unclosed")).is_err());
+        assert!(!introspection(
+            "{ __schema { queryType { name } } extensions { id } }"
+        ));
+        assert!(!introspection(
+            "{ ...F } fragment F on QueryRoot { __typename extensions { id } }"
+        ));
+        assert!(!introspection("{ ...Unknown }"));
+        assert!(!introspection("mutation { __typename }"));
     }
 }

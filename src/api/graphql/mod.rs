@@ -14,7 +14,7 @@ use super::extract::Auth;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::service::Services;
-use async_graphql::{Context, Schema};
+use async_graphql::{Context, Executor, Schema};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -45,6 +45,16 @@ pub fn build_schema(services: Option<Arc<Services>>) -> AppSchema {
         builder = builder.data(services);
     }
     builder.finish()
+}
+
+/// The schema that answers introspection-only queries: the same types and limits but
+/// the depth, since graphql-js's introspection query (GraphiQL's) nests 15 deep, and
+/// nothing but introspection resolves in it.
+fn build_introspection_schema() -> AppSchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .introspection_only()
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.
@@ -97,7 +107,7 @@ async fn graphql_http(
             );
         }
     };
-    let response = limits::execute(&state.schema, request.data(principal)).await;
+    let response = state.subscriptions.execute(request.data(principal)).await;
     axum::Json(response).into_response()
 }
 

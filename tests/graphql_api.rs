@@ -166,7 +166,27 @@ async fn graphql_errors_carry_the_rest_codes(backend: Backend) {
         "Insufficient scope. Required: pbx:extensions:write"
     );
 
-    // Depth limit.
+    // Depth limit: 12, and 15 for introspection alone (GraphiQL's query nests 15 deep).
+    let introspection_14_deep = format!(
+        "__schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }}",
+        "ofType { ".repeat(9),
+        "}".repeat(9)
+    );
+    let v = app
+        .graphql(&format!("{{ {introspection_14_deep} }}"), json!({}))
+        .await;
+    assert!(v["errors"].is_null(), "{v}");
+    let v = app
+        .graphql(
+            &format!("{{ extensions {{ id }} {introspection_14_deep} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        first_error(&v)["message"],
+        "Query is nested too deep.",
+        "{v}"
+    );
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
         "ofType { ".repeat(12),

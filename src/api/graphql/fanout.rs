@@ -52,7 +52,7 @@ impl SubscriptionExecutor {
     }
 
     /// The schema that runs an admitted request: introspection-only queries go to the
-    /// one without a depth limit.
+    /// one with the deeper limit GraphiQL needs.
     fn schema_for(&self, admitted: Admitted, request: Request) -> (&AppSchema, Request) {
         if admitted.introspection {
             (&self.introspection, request.only_introspection())

@@ -35,6 +35,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 const MAX_DEPTH: usize = 12;
 /// A budget on the number of fields one query may select.
 const MAX_COMPLEXITY: usize = 1000;
+/// The depth of graphql-js's introspection query, which GraphiQL sends (its `TypeRef`
+/// nests `ofType` nine times). Still a limit: introspection types refer to each other,
+/// and every four levels of `fields { type { ofType { ofType { fields …` multiply the
+/// answer by the number of fields.
+const MAX_INTROSPECTION_DEPTH: usize = 15;
 
 /// The schema with its services; `None` builds it for printing the SDL only.
 pub fn build_schema(services: Option<Arc<Services>>) -> AppSchema {
@@ -47,12 +52,12 @@ pub fn build_schema(services: Option<Arc<Services>>) -> AppSchema {
     builder.finish()
 }
 
-/// The schema that answers introspection-only queries: the same types and limits but
-/// the depth, since graphql-js's introspection query (GraphiQL's) nests 15 deep, and
-/// nothing but introspection resolves in it.
+/// The schema that answers introspection-only queries: the same types, nothing but
+/// introspection resolves, and the depth limit is [`MAX_INTROSPECTION_DEPTH`].
 fn build_introspection_schema() -> AppSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .introspection_only()
+        .limit_depth(MAX_INTROSPECTION_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }

@@ -290,6 +290,11 @@ async fn a_fragment_bomb_is_refused_over_http_and_websocket_and_the_server_keeps
     assert!(bomb.len() < 1500);
     let too_large = |v: &Value| {
         assert_eq!(
+            first_error(v)["locations"],
+            Value::Null,
+            "the whole document: {v}"
+        );
+        assert_eq!(
             first_error(v)["extensions"]["code"],
             "query_too_large",
             "{v}"

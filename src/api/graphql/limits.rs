@@ -17,7 +17,7 @@
 
 use crate::api::ApiError;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{Pos, Request, Response, ServerError};
+use async_graphql::{Request, Response, ServerError};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -53,10 +53,12 @@ pub enum LimitError {
 }
 
 impl LimitError {
+    /// The error for the whole document: no location in it.
     fn into_server_error(self) -> ServerError {
-        ApiError::from(self)
-            .into_graphql()
-            .into_server_error(Pos::default())
+        let error = ApiError::from(self).into_graphql();
+        let mut server_error = ServerError::new(error.message, None);
+        server_error.extensions = error.extensions;
+        server_error
     }
 }
 
@@ -371,6 +373,7 @@ mod tests {
         );
         let code = error.extensions.as_ref().and_then(|e| e.get("code"));
         assert_eq!(code, Some(&async_graphql::Value::from("timeout")));
+        assert!(error.locations.is_empty());
 
         let done = within_budget(std::future::ready(Response::new(
             async_graphql::Value::from(true),

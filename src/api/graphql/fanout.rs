@@ -7,9 +7,10 @@
 //! its own resync if it falls behind the group), and skips group responses that its
 //! snapshot already covers: the group's feed notes the bus sequence of every response.
 //!
-//! This is the [`Executor`] the websocket connection runs; queries and mutations run
-//! once within their time budget, and subscriptions without a caller go straight to
-//! the schema.
+//! This is the [`Executor`] every operation runs through, from `POST /graphql` and the
+//! websocket alike: its document is admitted by [`super::limits`] first, queries and
+//! mutations run once within their time budget, and subscriptions without a caller go
+//! straight to the schema.
 
 use super::AppSchema;
 use super::limits::{Admitted, admit, within_budget};

@@ -1,13 +1,17 @@
 //! GraphQL over HTTP: the same resources and rules as REST.
 
+use crate::common::ws::{GqlWs, Incoming};
 use crate::common::{Backend, TestApp, send};
 use crate::on_both_backends;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 on_both_backends!(
     graphql_creates_updates_and_deletes_extensions_with_rest_semantics,
     graphql_errors_carry_the_rest_codes,
+    graphql_without_a_valid_credential_is_refused_before_its_body_is_parsed,
+    the_most_expensive_documents_the_limits_allow_still_run,
 );
 
 const FIELDS: &str = "id number name type status callerIdName callerIdNumber voicemailEnabled \
@@ -162,32 +166,27 @@ async fn graphql_errors_carry_the_rest_codes(backend: Backend) {
         "Insufficient scope. Required: pbx:extensions:write"
     );
 
-    // No credential: only introspection answers.
-    let (_, v) = send(
-        app.client
-            .post(app.url("/graphql"))
-            .json(&json!({"query": "{ extensions { id } }"})),
-    )
-    .await;
-    assert_eq!(first_error(&v)["extensions"]["code"], "unauthorized");
-    let (_, v) = send(
-        app.client
-            .post(app.url("/graphql"))
-            .json(&json!({"query": "{ __schema { queryType { name } } }"})),
-    )
-    .await;
-    assert_eq!(v["data"]["__schema"]["queryType"]["name"], "QueryRoot");
-
-    // A bad credential is refused before anything runs.
-    let (status, v) = send(
-        app.request_as("do_live_nope", Method::POST, "/graphql")
-            .json(&json!({"query": "{ __typename }"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(first_error(&v)["extensions"]["code"], "unauthorized");
-
-    // Depth limit.
+    // Depth limit: 12, and 15 for introspection alone (GraphiQL's query nests 15 deep).
+    let introspection_14_deep = format!(
+        "__schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }}",
+        "ofType { ".repeat(9),
+        "}".repeat(9)
+    );
+    let v = app
+        .graphql(&format!("{{ {introspection_14_deep} }}"), json!({}))
+        .await;
+    assert!(v["errors"].is_null(), "{v}");
+    let v = app
+        .graphql(
+            &format!("{{ extensions {{ id }} {introspection_14_deep} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        first_error(&v)["message"],
+        "Query is nested too deep.",
+        "{v}"
+    );
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
         "ofType { ".repeat(12),
@@ -236,3 +235,175 @@ async fn playground_is_served_with_its_assets_and_no_cdn() {
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
     }
 }
+
+async fn graphql_without_a_valid_credential_is_refused_before_its_body_is_parsed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let anonymous = || app.client.post(app.url("/graphql"));
+    let refused = |(status, v): (StatusCode, Value)| {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+        assert_eq!(first_error(&v)["extensions"]["code"], "unauthorized", "{v}");
+        assert_eq!(v["data"], Value::Null, "{v}");
+    };
+    // Introspection too: only callers with a credential see the schema.
+    refused(send(anonymous().json(&json!({"query": "{ __schema { queryType { name } } }"}))).await);
+    refused(send(anonymous().json(&json!({"query": fragment_bomb(25)}))).await);
+    // Not even read: a malformed body is not the answer.
+    refused(
+        send(
+            anonymous()
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await,
+    );
+    refused(
+        send(
+            app.request_as("do_live_nope", Method::POST, "/graphql")
+                .json(&json!({"query": "{ __typename }"})),
+        )
+        .await,
+    );
+
+    // With one, the whole introspection query GraphiQL sends answers.
+    let v = app.graphql(INTROSPECTION, json!({})).await;
+    assert!(v["errors"].is_null(), "{v}");
+    assert_eq!(v["data"]["__schema"]["queryType"]["name"], "QueryRoot");
+    assert!(v["data"]["__schema"]["types"].as_array().unwrap().len() > 20);
+}
+
+/// `fragment G1 { ...G0 ...G0 }` … `{ ...G25 }`: 1.3 KB that expand to 2^25 fields.
+fn fragment_bomb(levels: usize) -> String {
+    let mut doc = format!("query {{ ...G{levels} }}\nfragment G0 on QueryRoot {{ __typename }}\n");
+    for level in 1..=levels {
+        let below = level - 1;
+        doc.push_str(&format!(
+            "fragment G{level} on QueryRoot {{ ...G{below} ...G{below} }}\n"
+        ));
+    }
+    doc
+}
+
+#[tokio::test]
+async fn a_fragment_bomb_is_refused_over_http_and_websocket_and_the_server_keeps_answering() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let bomb = fragment_bomb(25);
+    assert!(bomb.len() < 1500);
+    let too_large = |v: &Value| {
+        assert_eq!(
+            first_error(v)["locations"],
+            Value::Null,
+            "the whole document: {v}"
+        );
+        assert_eq!(
+            first_error(v)["extensions"]["code"],
+            "query_too_large",
+            "{v}"
+        );
+        assert!(
+            first_error(v)["message"]
+                .as_str()
+                .unwrap()
+                .contains("more than 5000 selections"),
+            "{v}"
+        );
+    };
+
+    // Before the fix this ran for minutes; the guard only keeps a failure short.
+    let (status, v) = send(
+        app.request(Method::POST, "/graphql")
+            .json(&json!({"query": bomb}))
+            .timeout(Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["data"], Value::Null);
+    too_large(&v);
+
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.subscribe("bomb", &bomb, json!({})).await;
+    match ws.next(Duration::from_secs(60)).await {
+        Incoming::Json(v) => {
+            assert_eq!(
+                (v["id"].as_str(), v["type"].as_str()),
+                (Some("bomb"), Some("next")),
+                "{v}"
+            );
+            too_large(&v["payload"]);
+        }
+        other => panic!("expected the error, got {other:?}"),
+    }
+    match ws.next(Duration::from_secs(5)).await {
+        Incoming::Json(v) => assert_eq!(v, json!({"id": "bomb", "type": "complete"})),
+        other => panic!("expected complete, got {other:?}"),
+    }
+
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    // The socket and the rest of the API carry on.
+    ws.subscribe("ok", "{ extensions { number } }", json!({}))
+        .await;
+    assert_eq!(
+        ws.next_data("ok", Duration::from_secs(5)).await["extensions"],
+        json!([])
+    );
+}
+
+/// The most expensive document the depth (12) and complexity (1000) limits let through
+/// for this schema: each alias lists every extension and, per extension, reads its
+/// active calls and its devices (`__typename` adds no complexity), 333 times.
+fn most_expensive_document(aliases: usize) -> String {
+    let mut doc = String::from("query Heaviest {");
+    for i in 0..aliases {
+        doc.push_str(&format!(" a{i}: extensions {{ ...Heavy }}"));
+    }
+    doc.push_str(
+        " }\nfragment Heavy on Extension { activeCalls { __typename } devices { __typename } }",
+    );
+    doc
+}
+
+async fn the_most_expensive_documents_the_limits_allow_still_run(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_extension("101", "Alice").await;
+    let v = app.graphql(&most_expensive_document(333), json!({})).await;
+    assert!(v["errors"].is_null(), "{v}");
+    assert_eq!(v["data"]["a332"][0]["activeCalls"], json!([]));
+    assert_eq!(v["data"]["a332"][0]["devices"], json!([]));
+
+    // One alias more is over the complexity limit.
+    let v = app.graphql(&most_expensive_document(334), json!({})).await;
+    assert_eq!(first_error(&v)["message"], "Query is too complex.", "{v}");
+}
+
+/// graphql-js 16 `getIntrospectionQuery()`, as GraphiQL 3.8 sends it on load: 15 levels
+/// deep, past the depth limit of 12.
+const INTROSPECTION: &str = r"
+query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description args { ...InputValue } type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name } } } } } } } } }
+}";

@@ -295,3 +295,148 @@ async fn websocket_messages_over_64_kib_close_the_socket_and_smaller_ones_work()
     let data = again.next_data("again", Duration::from_secs(5)).await;
     assert_eq!(data["presenceChanged"]["status"], "OFFLINE");
 }
+
+/// graphql-transport-ws (graphql-ws's PROTOCOL.md) names a close code for each way a
+/// client can get the protocol wrong; the reference client acts on them.
+#[tokio::test]
+async fn graphql_transport_ws_closes_with_the_protocol_codes() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.create_extension("101", "Alice").await;
+    let open = || GqlWs::open(&app.base, "graphql-transport-ws");
+    let init = |payload: serde_json::Value| json!({"type": "connection_init", "payload": payload});
+
+    // 4403 Forbidden: a refused or a missing credential.
+    for payload in [json!({"authorization": "Bearer do_live_nope"}), json!({})] {
+        let mut ws = open().await;
+        ws.send(init(payload)).await;
+        let (code, reason) = ws.closed_with(WAIT).await;
+        assert_eq!(code, 4403, "{reason}");
+        assert!(reason.contains("unauthorized"), "{reason}");
+    }
+
+    // 4401 Unauthorized: subscribe before the connection is acknowledged.
+    let mut ws = open().await;
+    ws.subscribe("1", PRESENCE, json!({})).await;
+    assert_eq!(ws.closed_with(WAIT).await.0, 4401);
+
+    // 4400 Bad request: not JSON, an unknown type, a message of the other protocol, a
+    // subscribe without an id, an init payload that is not an object.
+    for bad in [
+        "{not json".to_owned(),
+        json!({"type": "hello"}).to_string(),
+        json!({"id": "1", "type": "start", "payload": {"query": "{ __typename }"}}).to_string(),
+        json!({"type": "subscribe", "payload": {"query": "{ __typename }"}}).to_string(),
+        json!({"type": "connection_init", "payload": "token"}).to_string(),
+    ] {
+        let mut ws = open().await;
+        ws.send_text(&bad).await;
+        let (code, reason) = ws.closed_with(WAIT).await;
+        assert_eq!(code, 4400, "{bad}: {reason}");
+    }
+    // The same after the acknowledgement.
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.send_text("[]").await;
+    assert_eq!(ws.closed_with(WAIT).await.0, 4400);
+
+    // 4429 Too many initialisation requests.
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.send(init(json!({"token": app.key}))).await;
+    assert_eq!(ws.closed_with(WAIT).await.0, 4429);
+
+    // 4409 Subscriber for <id> already exists: the running one is not replaced.
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.subscribe("1", PRESENCE, json!({"n": ["101"]})).await;
+    ws.next_data("1", WAIT).await;
+    ws.subscribe("1", PRESENCE, json!({"n": ["101"]})).await;
+    assert_eq!(
+        ws.closed_with(WAIT).await,
+        (4409, "Subscriber for 1 already exists".to_owned())
+    );
+
+    // Pings are answered before and after the acknowledgement.
+    let mut ws = open().await;
+    ws.send(json!({"type": "ping"})).await;
+    match ws.next(WAIT).await {
+        Incoming::Json(v) => assert_eq!(v["type"], "pong", "{v}"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+}
+
+/// The legacy protocol names no codes: a refused init gets `connection_error`, then the
+/// same close as graphql-transport-ws.
+#[tokio::test]
+async fn legacy_graphql_ws_refuses_a_bad_credential_with_connection_error() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut ws = GqlWs::open(&app.base, "graphql-ws").await;
+    ws.send(json!({"type": "connection_init", "payload": {"token": "do_live_nope"}}))
+        .await;
+    match ws.next(WAIT).await {
+        Incoming::Json(v) => {
+            assert_eq!(v["type"], "connection_error", "{v}");
+            assert!(
+                v["payload"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("unauthorized")
+            );
+        }
+        other => panic!("expected connection_error, got {other:?}"),
+    }
+    assert_eq!(ws.closed_with(WAIT).await.0, 4403);
+}
+
+/// `complete` from the client stops that operation (and frees its id); an operation
+/// that finishes by itself ends with `complete` from the server.
+#[tokio::test]
+async fn complete_stops_an_operation_and_a_finished_one_sends_complete() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.create_extension("101", "Alice").await;
+    let mut ws = GqlWs::connect(&app.base, "graphql-transport-ws", json!({"token": app.key})).await;
+    ws.subscribe("1", PRESENCE, json!({"n": ["101"]})).await;
+    assert_eq!(
+        ws.next_data("1", WAIT).await["presenceChanged"]["cause"]["kind"],
+        "SNAPSHOT"
+    );
+    ws.send(json!({"id": "1", "type": "complete"})).await;
+    // The id is free again (a running one would close the socket with 4409), and the
+    // server does not answer the client's complete: the next message is the snapshot.
+    ws.subscribe("1", PRESENCE, json!({"n": ["101"]})).await;
+    match ws.next(WAIT).await {
+        Incoming::Json(v) => {
+            assert_eq!(
+                (v["id"].as_str(), v["type"].as_str()),
+                (Some("1"), Some("next")),
+                "{v}"
+            );
+            assert_eq!(
+                v["payload"]["data"]["presenceChanged"]["cause"]["kind"],
+                "SNAPSHOT"
+            );
+        }
+        other => panic!("expected the new subscription's snapshot, got {other:?}"),
+    }
+    // One change: one event, for the one live subscription.
+    app.patch(
+        &format!("/v1/pbx/extensions/{}", alice["id"].as_str().unwrap()),
+        json!({"presence": "dnd"}),
+    )
+    .await;
+    assert_eq!(
+        ws.next_data("1", WAIT).await["presenceChanged"]["status"],
+        "DND"
+    );
+    assert!(
+        ws.is_quiet(Duration::from_millis(300)).await,
+        "the stopped one is silent"
+    );
+
+    // A query over the socket: its result, then complete.
+    ws.subscribe("q", "{ extensions { number } }", json!({}))
+        .await;
+    let data = ws.next_data("q", WAIT).await;
+    assert_eq!(data["extensions"][0]["number"], "101");
+    match ws.next(WAIT).await {
+        Incoming::Json(v) => assert_eq!(v, json!({"id": "q", "type": "complete"})),
+        other => panic!("expected complete, got {other:?}"),
+    }
+}

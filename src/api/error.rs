@@ -1,6 +1,7 @@
 //! The one place errors become client answers: a REST status with
 //! `{"error","message"[,"field"]}` and a GraphQL error with the same `extensions.code`.
 
+use crate::api::graphql::LimitError;
 use crate::auth::AuthError;
 use crate::service::ServiceError;
 use crate::store::StoreError;
@@ -162,6 +163,21 @@ impl From<AuthError> for ApiError {
                 format!("Insufficient scope. Required: {scope}"),
             ),
             _ => ApiError::unauthorized(),
+        }
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(err: LimitError) -> Self {
+        let message = err.to_string();
+        match err {
+            LimitError::TooLarge { .. } | LimitError::TooDeep { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "query_too_large", message)
+            }
+            LimitError::FragmentCycle(_) => ApiError::bad_request(message),
+            LimitError::Timeout(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+            }
         }
     }
 }

@@ -305,9 +305,22 @@ try {
 
   step('GraphiQL at /playground loads with its subscription endpoint');
   const play = await browser.newPage();
+  const introspection = (status) => play.waitForResponse((r) => r.url() === base + '/graphql'
+    && r.status() === status && (r.request().postData() || '').includes('__schema'), { timeout: 10000 });
+  // Without a key /graphql answers 401, introspection included.
+  const refused = introspection(401);
   await play.goto(base + '/playground');
   await play.waitForSelector('.graphiql-container', { timeout: 10000 });
   assert.match(await play.content(), /graphql\/ws/);
+  await refused;
+
+  step('GraphiQL reads the schema once a key is entered');
+  const introspected = introspection(200);
+  await play.fill('#key', adminKey);
+  await play.dispatchEvent('#key', 'change');
+  const schema = await (await introspected).json();
+  assert.equal(schema.errors, undefined, JSON.stringify(schema.errors));
+  assert.equal(schema.data.__schema.queryType.name, 'QueryRoot');
 } catch (err) {
   failed = err;
 } finally {

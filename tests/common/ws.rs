@@ -63,6 +63,25 @@ impl GqlWs {
             .unwrap();
     }
 
+    /// Sends a text frame as it is (for messages that are not valid JSON).
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The close code and reason the server closes with next, skipping other messages.
+    pub async fn closed_with(&mut self, limit: Duration) -> (u16, String) {
+        loop {
+            match self.next(limit).await {
+                Incoming::Closed(Some(close)) => return close,
+                Incoming::Closed(None) => panic!("closed without a close frame"),
+                Incoming::Json(_) => {}
+            }
+        }
+    }
+
     /// Starts a subscription under `id`.
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let kind = if self.protocol == "graphql-ws" {

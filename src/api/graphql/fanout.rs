@@ -7,10 +7,13 @@
 //! its own resync if it falls behind the group), and skips group responses that its
 //! snapshot already covers: the group's feed notes the bus sequence of every response.
 //!
-//! This is the [`Executor`] async-graphql's websocket protocol runs; queries, mutations
-//! and anything without a caller go straight to the schema.
+//! This is the [`Executor`] every operation runs through, from `POST /graphql` and the
+//! websocket alike: its document is admitted by [`super::limits`] first, queries and
+//! mutations run once within their time budget, and subscriptions without a caller go
+//! straight to the schema.
 
 use super::AppSchema;
+use super::limits::{Admitted, admit, within_budget};
 use super::subscription::FeedMode;
 use crate::auth::{Principal, ScopeSet};
 use crate::events::{CauseKind, LossyReceiver, LossySender, RecvError, lossy_queue};
@@ -24,9 +27,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::task::AbortHandle;
 
+/// Runs every GraphQL operation, from `POST /graphql` and the websocket alike, within
+/// the limits of [`super::limits`]; shares one execution among identical subscriptions.
 #[derive(Clone)]
 pub struct SubscriptionExecutor {
     schema: AppSchema,
+    /// Answers introspection-only queries (see [`super::build_introspection_schema`]).
+    introspection: AppSchema,
     groups: Registry,
     /// Group responses a member may fall behind before it resyncs from its own snapshot.
     buffer: usize,
@@ -39,8 +46,19 @@ impl SubscriptionExecutor {
     pub fn new(schema: AppSchema, buffer: usize) -> Self {
         Self {
             schema,
+            introspection: super::build_introspection_schema(),
             groups: Registry::default(),
             buffer,
+        }
+    }
+
+    /// The schema that runs an admitted request: introspection-only queries go to the
+    /// one with the deeper limit GraphiQL needs.
+    fn schema_for(&self, admitted: Admitted, request: Request) -> (&AppSchema, Request) {
+        if admitted.introspection {
+            (&self.introspection, request.only_introspection())
+        } else {
+            (&self.schema, request)
         }
     }
 
@@ -104,16 +122,40 @@ impl SubscriptionExecutor {
 }
 
 impl Executor for SubscriptionExecutor {
-    async fn execute(&self, request: Request) -> Response {
-        self.schema.execute(request).await
+    /// A query or a mutation (`POST /graphql`), admitted and within its time budget.
+    async fn execute(&self, mut request: Request) -> Response {
+        let admitted = match admit(&mut request) {
+            Ok(admitted) => admitted,
+            Err(refused) => return Response::from_errors(vec![refused]),
+        };
+        let (schema, request) = self.schema_for(admitted, request);
+        within_budget(schema.execute(request)).await
     }
 
+    /// Every operation of a websocket: admitted first; queries and mutations run
+    /// within their time budget.
     fn execute_stream(
         &self,
-        request: Request,
+        mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let session = session_data.unwrap_or_default();
+        let admitted = match admit(&mut request) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                return futures_util::stream::once(async { Response::from_errors(vec![refused]) })
+                    .boxed();
+            }
+        };
+        if admitted.operation != Some(OperationType::Subscription) {
+            let (schema, request) = self.schema_for(admitted, request);
+            let mut responses = schema.execute_stream_with_session_data(request, session);
+            let once = within_budget(async move {
+                // A query or mutation answers once.
+                responses.next().await.unwrap_or_default()
+            });
+            return futures_util::stream::once(once).boxed();
+        }
         match GroupKey::of(&request, &session) {
             Some(key) => member(self.clone(), key, Parts::of(&request), session).boxed(),
             None => self
@@ -139,23 +181,12 @@ struct GroupKey {
 }
 
 impl GroupKey {
-    /// The key of a subscription with a caller; `None` for anything else.
+    /// The key of a subscription (admitted already) with a caller; `None` without one.
     fn of(request: &Request, session: &Data) -> Option<GroupKey> {
         let principal = session
             .get(&TypeId::of::<Principal>())?
             .downcast_ref::<Principal>()?;
-        let document = async_graphql::parser::parse_query(&request.query).ok()?;
-        let operation = match &request.operation_name {
-            Some(name) => {
-                document
-                    .operations
-                    .iter()
-                    .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))?
-                    .1
-            }
-            None => document.operations.iter().next()?.1,
-        };
-        (operation.node.ty == OperationType::Subscription).then(|| GroupKey {
+        Some(GroupKey {
             pbx_id: principal.pbx_id.clone(),
             scopes: principal.scopes,
             query: request.query.clone(),

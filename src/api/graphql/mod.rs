@@ -2,26 +2,29 @@
 //! endpoints. `schema.graphql` at the repository root is generated from this module.
 
 mod fanout;
+mod limits;
 mod mutation;
+mod protocol;
 mod query;
 mod subscription;
 mod types;
 mod ws;
 
-use super::extract::presented_token;
+use super::extract::Auth;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::service::Services;
-use async_graphql::{Context, Schema};
+use async_graphql::{Context, Executor, Schema};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
 pub use fanout::SubscriptionExecutor;
+pub use limits::LimitError;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
@@ -32,6 +35,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 const MAX_DEPTH: usize = 12;
 /// A budget on the number of fields one query may select.
 const MAX_COMPLEXITY: usize = 1000;
+/// The depth of graphql-js's introspection query, which GraphiQL sends (its `TypeRef`
+/// nests `ofType` nine times). Still a limit: introspection types refer to each other,
+/// and every four levels of `fields { type { ofType { ofType { fields …` multiply the
+/// answer by the number of fields.
+const MAX_INTROSPECTION_DEPTH: usize = 15;
 
 /// The schema with its services; `None` builds it for printing the SDL only.
 pub fn build_schema(services: Option<Arc<Services>>) -> AppSchema {
@@ -42,6 +50,16 @@ pub fn build_schema(services: Option<Arc<Services>>) -> AppSchema {
         builder = builder.data(services);
     }
     builder.finish()
+}
+
+/// The schema that answers introspection-only queries: the same types, nothing but
+/// introspection resolves, and the depth limit is [`MAX_INTROSPECTION_DEPTH`].
+fn build_introspection_schema() -> AppSchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .introspection_only()
+        .limit_depth(MAX_INTROSPECTION_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.
@@ -55,13 +73,17 @@ pub fn routes() -> Router<AppState> {
         .route("/graphql/ws", get(ws::graphql_ws))
 }
 
-/// `POST /graphql`. A credential in the headers is checked before anything runs (a bad
-/// one answers 401); without one, only introspection succeeds.
+/// `POST /graphql`. The credential in the headers is checked first: without a valid
+/// one the answer is 401 and the body is never parsed.
 async fn graphql_http(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Result<Auth, ApiError>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let principal = match caller {
+        Ok(Auth(principal)) => principal,
+        Err(refused) => return graphql_error(refused.status, refused),
+    };
     let body = match body {
         Ok(b) => b,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -81,7 +103,7 @@ async fn graphql_http(
             );
         }
     };
-    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return graphql_error(
@@ -90,16 +112,7 @@ async fn graphql_http(
             );
         }
     };
-    if let Some(token) = presented_token(&headers) {
-        match state.services.authenticate(token).await {
-            Ok(principal) => request = request.data(principal),
-            Err(e) => {
-                let err = ApiError::from(e);
-                return graphql_error(err.status, err);
-            }
-        }
-    }
-    let response = state.schema.execute(request).await;
+    let response = state.subscriptions.execute(request.data(principal)).await;
     axum::Json(response).into_response()
 }
 

@@ -1,48 +1,70 @@
-//! GraphQL over websocket at `/graphql/ws` (graphql-transport-ws and the legacy
-//! graphql-ws). The credential rides in the `connection_init` payload —
-//! `{"authorization": "Bearer …"}` or `{"token": "…"}` — because browsers cannot set
-//! websocket headers; an `Authorization` header on the upgrade works too.
+//! GraphQL over websocket at `/graphql/ws`: the connection's state machine for
+//! graphql-transport-ws and the legacy graphql-ws (messages in [`super::protocol`]).
 //!
-//! The protocol state machine is async-graphql's, and it runs operations through
-//! [`super::SubscriptionExecutor`], which executes identical subscriptions once for all
-//! their sockets. This loop adds what the protocol lacks: a socket without a valid
-//! `connection_init` within 5 s is closed (4408, as graphql-transport-ws specifies), and
-//! every socket closes on server shutdown.
+//! The credential rides in the `connection_init` payload — `{"authorization": "Bearer …"}`
+//! or `{"token": "…"}` — because browsers cannot set websocket headers; an
+//! `Authorization` header on the upgrade works too. Nothing is parsed as GraphQL before
+//! the connection is acknowledged. A socket without an accepted `connection_init` within
+//! 5 s is closed (4408), and every socket closes on server shutdown (1001).
+//!
+//! We own this loop rather than use async-graphql's: that one closes with 1002 and 1011
+//! where the protocol names 4400, 4401 and 4403, and lets a second `subscribe` with a
+//! running id silently replace the first (the protocol says 4409). Operations run
+//! through [`super::SubscriptionExecutor`], which executes identical subscriptions once
+//! for all their sockets; each operation's results go out in order.
 
-use crate::api::AppState;
+use super::protocol::{self, ClientMessage, Protocol, close};
 use crate::api::extract::presented_token;
-use async_graphql::Data;
-use async_graphql::http::{
-    ALL_WEBSOCKET_PROTOCOLS, WebSocket as GqlWebSocket, WebSocketProtocols, WsMessage,
-};
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
-use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use crate::api::{ApiError, AppState};
+use async_graphql::{Data, Executor, Response};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, SplitSink};
+use futures_util::{SinkExt, Stream, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::Instant;
 
 const INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn graphql_ws(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
-) -> Response {
+) -> axum::response::Response {
     let header_token = presented_token(&headers).map(str::to_owned);
-    // The first protocol offered that we speak; graphql-transport-ws when none is named.
+    // The first protocol offered that we speak (axum answers with the same one);
+    // graphql-transport-ws when none is named.
     let protocol = headers
         .get("sec-websocket-protocol")
         .and_then(|v| v.to_str().ok())
         .and_then(|offered| {
             offered
                 .split(',')
-                .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
+                .find_map(|p| Protocol::from_name(p.trim()))
         })
-        .unwrap_or(WebSocketProtocols::GraphQLWS);
+        .unwrap_or(Protocol::TransportWs);
     crate::api::tune_websocket(upgrade)
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| run(socket, protocol, state, header_token))
+        .protocols(Protocol::NAMES)
+        .on_upgrade(move |socket| {
+            let connection = Connection {
+                protocol,
+                state,
+                header_token,
+                remote,
+                session: None,
+                initialising: false,
+                running: HashMap::new(),
+                operations: SelectAll::new(),
+            };
+            connection.run(socket)
+        })
 }
 
 /// The credential from a `connection_init` payload, if any.
@@ -60,74 +82,247 @@ fn init_token(payload: &serde_json::Value) -> Option<String> {
     get("token").map(str::to_owned)
 }
 
-async fn run(
-    socket: WebSocket,
-    protocol: WebSocketProtocols,
+type Sink = SplitSink<WebSocket, Message>;
+
+/// What the loop does after a message.
+enum Step {
+    Continue,
+    Close(u16, String),
+    /// The socket is gone; nothing more can be sent.
+    Gone,
+}
+
+struct Connection {
+    protocol: Protocol,
     state: AppState,
     header_token: Option<String>,
-) {
-    let (mut sink, stream) = socket.split();
-    // Text and binary frames feed the protocol; a close frame or a read error ends it.
-    let input = stream
-        .take_while(|msg| {
-            std::future::ready(matches!(msg, Ok(m) if !matches!(m, Message::Close(_))))
-        })
-        .filter_map(|msg| {
-            std::future::ready(match msg {
-                Ok(Message::Text(t)) => Some(t.as_str().as_bytes().to_vec()),
-                Ok(Message::Binary(b)) => Some(b.to_vec()),
-                _ => None,
-            })
-        });
-    let services = state.services.clone();
-    let mut gql = GqlWebSocket::new(state.subscriptions.clone(), input, protocol)
-        .on_connection_init(move |payload: serde_json::Value| async move {
-            let token = init_token(&payload).or(header_token).ok_or_else(|| {
-                async_graphql::Error::new("unauthorized: Invalid or missing API key")
-            })?;
-            let principal = services.authenticate(&token).await.map_err(|_| {
-                async_graphql::Error::new("unauthorized: Invalid or missing API key")
-            })?;
-            let mut data = Data::default();
-            data.insert(principal);
-            Ok(data)
-        });
-    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
-    tokio::pin!(init_deadline);
-    let mut acknowledged = false;
-    loop {
-        tokio::select! {
-            msg = gql.next() => {
-                let Some(msg) = msg else { break };
-                let frame = match msg {
-                    WsMessage::Text(text) => {
-                        if !acknowledged && text.contains("\"connection_ack\"") {
-                            acknowledged = true;
-                        }
-                        Message::Text(text.into())
+    remote: SocketAddr,
+    /// The caller, for every operation; set once `connection_init` is accepted.
+    session: Option<Arc<Data>>,
+    /// A `connection_init` arrived (accepted or being checked): another is refused.
+    initialising: bool,
+    /// Running operations by id, to stop one on `complete` and to refuse a reused id.
+    running: HashMap<Arc<str>, AbortHandle>,
+    /// Their results, woken one by one: an event wakes only the operations it concerns.
+    operations: SelectAll<Abortable<Operation>>,
+}
+
+impl Connection {
+    async fn run(mut self, socket: WebSocket) {
+        let (mut sink, mut stream) = socket.split();
+        let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+        tokio::pin!(init_deadline);
+        // One waiter for the whole connection, not one registration per message.
+        let shutdown = self.state.shutdown.clone();
+        let shutting_down = shutdown.cancelled();
+        tokio::pin!(shutting_down);
+        loop {
+            let step = tokio::select! {
+                () = &mut shutting_down => Step::Close(close::GOING_AWAY, "Server shutting down".into()),
+                () = &mut init_deadline, if self.session.is_none() => {
+                    Step::Close(close::INIT_TIMEOUT, "Connection initialisation timeout".into())
+                }
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        let deadline = init_deadline.deadline();
+                        self.on_message(text.as_bytes(), &mut sink, deadline).await
                     }
-                    WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
-                };
-                let closing = matches!(frame, Message::Close(_));
-                if sink.send(frame).await.is_err() || closing {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        let deadline = init_deadline.deadline();
+                        self.on_message(&bytes, &mut sink, deadline).await
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Continue,
+                    // A close from the client (answered by the library), a read error
+                    // (a message over the cap among them) or the end of the stream.
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                },
+                Some((id, result)) = self.operations.next(), if !self.operations.is_empty() => {
+                    self.on_result(id, result, &mut sink).await
+                }
+            };
+            match step {
+                Step::Continue => {}
+                Step::Gone => return,
+                Step::Close(code, reason) => {
+                    let reason = protocol::close_reason(&reason).to_owned();
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
                     break;
                 }
             }
-            () = &mut init_deadline, if !acknowledged => {
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame { code: 4408, reason: "Connection initialisation timeout".into() })))
-                    .await;
-                break;
+        }
+        let _ = sink.close().await;
+    }
+
+    async fn on_message(&mut self, bytes: &[u8], sink: &mut Sink, deadline: Instant) -> Step {
+        let message = match protocol::parse(self.protocol, bytes) {
+            Ok(message) => message,
+            Err(reason) => return Step::Close(close::INVALID_MESSAGE, reason),
+        };
+        match message {
+            ClientMessage::Init(payload) => self.on_init(&payload, sink, deadline).await,
+            ClientMessage::Ping => send(sink, Utf8Bytes::from_static(protocol::PONG)).await,
+            ClientMessage::Pong => Step::Continue,
+            ClientMessage::Subscribe { id, request } => {
+                let Some(session) = self.session.clone() else {
+                    return Step::Close(close::UNAUTHORIZED, "Unauthorized".into());
+                };
+                let id: Arc<str> = id.into();
+                if let Some(running) = self.running.remove(&id) {
+                    if self.protocol == Protocol::TransportWs {
+                        return Step::Close(
+                            close::SUBSCRIBER_EXISTS,
+                            format!("Subscriber for {id} already exists"),
+                        );
+                    }
+                    // subscriptions-transport-ws servers replace the running one.
+                    running.abort();
+                }
+                let (handle, registration) = AbortHandle::new_pair();
+                let responses = self
+                    .state
+                    .subscriptions
+                    .execute_stream(*request, Some(session));
+                let operation = Operation {
+                    id: id.clone(),
+                    responses: Some(responses),
+                };
+                self.operations
+                    .push(Abortable::new(operation, registration));
+                self.running.insert(id, handle);
+                Step::Continue
             }
-            () = state.shutdown.cancelled() => {
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame { code: 1001, reason: "Server shutting down".into() })))
-                    .await;
-                break;
+            ClientMessage::Complete { id } => {
+                let Some(running) = self.running.remove(id.as_str()) else {
+                    return Step::Continue;
+                };
+                running.abort();
+                // graphql-transport-ws: the client already knows; the legacy protocol
+                // confirms a `stop`.
+                match self.protocol {
+                    Protocol::TransportWs => Step::Continue,
+                    Protocol::Legacy => send_json(sink, protocol::complete(&id)).await,
+                }
+            }
+            ClientMessage::Terminate => Step::Close(close::NORMAL, String::new()),
+        }
+    }
+
+    /// Checks the credential of a `connection_init` (within the init deadline).
+    async fn on_init(
+        &mut self,
+        payload: &serde_json::Value,
+        sink: &mut Sink,
+        deadline: Instant,
+    ) -> Step {
+        if self.initialising {
+            return Step::Close(
+                close::TOO_MANY_INITS,
+                "Too many initialisation requests".into(),
+            );
+        }
+        self.initialising = true;
+        let checked = match init_token(payload).or_else(|| self.header_token.clone()) {
+            None => Err(ApiError::unauthorized()),
+            Some(token) => {
+                let authenticate = self.state.services.authenticate(&token);
+                match tokio::time::timeout_at(deadline, authenticate).await {
+                    Ok(result) => result.map_err(ApiError::from),
+                    Err(_) => {
+                        return Step::Close(
+                            close::INIT_TIMEOUT,
+                            "Connection initialisation timeout".into(),
+                        );
+                    }
+                }
+            }
+        };
+        let refused = match checked {
+            Ok(principal) => {
+                let mut data = Data::default();
+                data.insert(principal);
+                self.session = Some(Arc::new(data));
+                return send(sink, Utf8Bytes::from_static(protocol::CONNECTION_ACK)).await;
+            }
+            Err(refused) => refused,
+        };
+        let code = match refused.status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                tracing::info!(
+                    http.client_ip = %self.remote.ip(),
+                    "GraphQL websocket authentication failed"
+                );
+                close::FORBIDDEN
+            }
+            _ => close::INTERNAL,
+        };
+        let reason = format!("{}: {}", refused.code, refused.message);
+        if self.protocol == Protocol::Legacy
+            && let Step::Gone = send_json(sink, protocol::connection_error(&reason)).await
+        {
+            return Step::Gone;
+        }
+        Step::Close(code, reason)
+    }
+
+    /// A result of operation `id`, or its end (`None`).
+    async fn on_result(&mut self, id: Arc<str>, result: Option<Response>, sink: &mut Sink) -> Step {
+        match result {
+            Some(response) => send_json(sink, protocol::next(self.protocol, &id, &response)).await,
+            None => {
+                // Only a live operation gets here: a stopped one ends without a word.
+                self.running.remove(&id);
+                send_json(sink, protocol::complete(&id)).await
             }
         }
     }
-    let _ = sink.close().await;
+}
+
+async fn send(sink: &mut Sink, text: Utf8Bytes) -> Step {
+    match sink.send(Message::Text(text)).await {
+        Ok(()) => Step::Continue,
+        Err(_) => Step::Gone,
+    }
+}
+
+async fn send_json(sink: &mut Sink, rendered: serde_json::Result<String>) -> Step {
+    match rendered {
+        Ok(text) => send(sink, text.into()).await,
+        Err(e) => {
+            // Our own types always serialise; should one not, the client misses one
+            // message rather than the connection.
+            tracing::error!(error = %e, "could not render a GraphQL websocket message");
+            Step::Continue
+        }
+    }
+}
+
+/// One running operation: its results tagged with its id, then `None` once at its end.
+struct Operation {
+    id: Arc<str>,
+    responses: Option<BoxStream<'static, Response>>,
+}
+
+impl Stream for Operation {
+    type Item = (Arc<str>, Option<Response>);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(responses) = this.responses.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match responses.poll_next_unpin(cx) {
+            Poll::Ready(Some(response)) => Poll::Ready(Some((this.id.clone(), Some(response)))),
+            Poll::Ready(None) => {
+                this.responses = None;
+                Poll::Ready(Some((this.id.clone(), None)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 #[cfg(test)]

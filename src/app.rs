@@ -62,6 +62,10 @@ pub async fn serve(
     if let Some(url) = &opts.smtp_url {
         crate::service::parse_smtp_url(url).context("--smtp-url")?;
     }
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
+        _ => None,
+    };
     let store = open_store(&store_opts).await?;
     let jwt = JwtKeys::new(&jwt_secret(&store_opts.data_dir)?, opts.jwt_ttl)?;
     let config = ServiceConfig {
@@ -138,6 +142,10 @@ pub async fn serve(
             max_per_address: opts.sip_max_connections_per_address.max(1),
             message_timeout,
         },
+        tls: tls.as_ref().map(|t| crate::sip::SipTls {
+            addr: opts.sip_tls,
+            acceptor: t.sip.clone(),
+        }),
     };
     let sip = sip_runtime
         .spawn(crate::sip::start(
@@ -159,16 +167,48 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
     let http_addr = listener.local_addr()?;
-    println!(
-        "switchboard: ready http={http_addr} sip={} database={}",
-        sip.addr,
-        services.store.backend_name()
-    );
+    let https = match &tls {
+        Some(tls) => {
+            let listener = tokio::net::TcpListener::bind(opts.https)
+                .await
+                .with_context(|| format!("cannot listen for HTTPS on {}", opts.https))?;
+            Some((listener, tls.https.clone()))
+        }
+        None => None,
+    };
+    let mut ready = format!("switchboard: ready http={http_addr} sip={}", sip.addr);
+    if let Some((listener, _)) = &https {
+        ready.push_str(&format!(" https={}", listener.local_addr()?));
+    }
+    if let Some(addr) = sip.tls_addr {
+        ready.push_str(&format!(" sip_tls={addr}"));
+    }
+    println!("{ready} database={}", services.store.backend_name());
     std::io::stdout().flush()?;
     tracing::info!(http.addr = %http_addr, "listening");
 
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let router = api::router(state);
+    if let Some((listener, acceptor)) = https {
+        let app = router
+            .clone()
+            .layer(axum::Extension(api::Secure))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let listener = axum::serve::ListenerExt::tap_io(
+            api::HttpsListener::new(listener, acceptor, message_timeout),
+            |_| {},
+        );
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "HTTPS server failed");
+            }
+        });
+    }
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     // The no-op tap is how axum hands a custom listener's address to `ConnectInfo`: it
     // implements that for any tapped listener, and the orphan rule keeps us from
     // implementing it for ours.

@@ -177,6 +177,39 @@ pub struct ServeOpts {
         global = true
     )]
     pub rtp_ports: String,
+    /// Certificate chain (PEM) for SIP over TLS and HTTPS; with `--tls-key`, turns both on.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_CERT",
+        requires = "tls_key",
+        global = true
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_KEY",
+        requires = "tls_cert",
+        global = true
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// SIP over TLS listen address (with a certificate).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SIP_TLS",
+        default_value = "0.0.0.0:5061",
+        global = true
+    )]
+    pub sip_tls: SocketAddr,
+    /// HTTPS listen address (with a certificate): the same API as `--http`, with
+    /// `wss://…/sip` and `wss://…/graphql/ws`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HTTPS",
+        default_value = "0.0.0.0:8443",
+        global = true
+    )]
+    pub https: SocketAddr,
     /// Seconds without any RTP after which a voicemail call is ended.
     #[arg(
         long,

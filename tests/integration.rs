@@ -14,4 +14,5 @@ mod registrar;
 mod sip_edges;
 mod sip_interop;
 mod subscriptions;
+mod tls;
 mod voicemail;

@@ -13,7 +13,7 @@ mod web;
 
 pub use error::ApiError;
 pub use extract::Auth;
-pub use listener::HttpListener;
+pub use listener::{HttpListener, HttpsListener};
 
 use crate::service::Services;
 use axum::Router;
@@ -121,10 +121,16 @@ pub(crate) fn tune_websocket(
         .max_frame_size(MAX_BODY_BYTES)
 }
 
+/// Marks requests that came in over HTTPS (set on the HTTPS listener's router), so a
+/// SIP websocket knows it is `wss`.
+#[derive(Debug, Clone, Copy)]
+pub struct Secure;
+
 /// SIP over WebSocket (RFC 7118): the `sip` subprotocol is required.
 async fn sip_websocket(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    secure: Option<axum::Extension<Secure>>,
     headers: axum::http::HeaderMap,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
@@ -147,11 +153,11 @@ async fn sip_websocket(
         )
         .into_response();
     };
-    let shutdown = state.shutdown.clone();
+    let (shutdown, secure) = (state.shutdown.clone(), secure.is_some());
     tune_websocket(upgrade)
         .protocols(["sip"])
         .on_upgrade(move |socket| {
-            crate::sip::ws::serve(core, socket, remote, flow, false, shutdown)
+            crate::sip::ws::serve(core, socket, remote, flow, secure, shutdown)
         })
 }
 

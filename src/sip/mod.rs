@@ -128,6 +128,23 @@ pub struct SipConfig {
     pub rtp_timeout: std::time::Duration,
     /// Caps on the connections phones open, and the time to finish a message.
     pub stream_limits: transport::StreamLimits,
+    /// SIP over TLS, when a certificate was given.
+    pub tls: Option<SipTls>,
+}
+
+/// Where SIP over TLS listens, and its handshake.
+#[derive(Clone)]
+pub struct SipTls {
+    pub addr: SocketAddr,
+    pub acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for SipTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipTls")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Parses `MD5,SHA-256` (order of preference).
@@ -152,6 +169,8 @@ pub struct SipCore {
     config: SipConfig,
     /// `host:port` in our Via and Record-Route.
     advertise: String,
+    /// `host:port` of SIP over TLS, when it listens.
+    tls_advertise: Option<String>,
     /// This machine's name (a SIP domain that means "this server").
     hostname: String,
     udp: Arc<tokio::net::UdpSocket>,
@@ -183,6 +202,8 @@ pub struct SipCore {
 pub struct SipListeners {
     pub core: Arc<SipCore>,
     pub addr: SocketAddr,
+    /// SIP over TLS, when a certificate was given.
+    pub tls_addr: Option<SocketAddr>,
 }
 
 /// Binds UDP and TCP on `addr` (the same port; with port 0, one that is free for both)
@@ -229,6 +250,24 @@ pub async fn start(
                 .parse()
                 .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
         });
+    let tls_listener = match &config.tls {
+        Some(SipTls { addr, acceptor }) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for SIP over TLS on {addr}: {e}"))?;
+            Some((listener, acceptor.clone()))
+        }
+        None => None,
+    };
+    let tls_advertise = match &tls_listener {
+        Some((listener, _)) => {
+            let host = advertise
+                .rsplit_once(':')
+                .map_or(advertise.as_str(), |(h, _)| h);
+            Some(format!("{host}:{}", listener.local_addr()?.port()))
+        }
+        None => None,
+    };
     let core = Arc::new(SipCore {
         services,
         voicemail: Default::default(),
@@ -237,6 +276,7 @@ pub async fn start(
         media_ip,
         config: config.clone(),
         advertise,
+        tls_advertise,
         hostname: crate::config::hostname(),
         outbound: Default::default(),
         clients: Default::default(),
@@ -302,8 +342,27 @@ pub async fn start(
             }
         }
     });
+    let tls_addr = match tls_listener {
+        Some((listener, acceptor)) => {
+            let tls_addr = listener.local_addr()?;
+            tokio::spawn(transport::run_tls(
+                listener,
+                acceptor,
+                core.flows.clone(),
+                core.clone(),
+                core.shutdown.clone(),
+            ));
+            tracing::info!(sip.addr = %tls_addr, "SIP listening on TLS");
+            Some(tls_addr)
+        }
+        None => None,
+    };
     tracing::info!(sip.addr = %bound, "SIP listening on UDP and TCP");
-    Ok(SipListeners { core, addr: bound })
+    Ok(SipListeners {
+        core,
+        addr: bound,
+        tls_addr,
+    })
 }
 
 impl Sink for SipCore {
@@ -530,6 +589,27 @@ impl SipCore {
     /// Our address as it appears in Via and Record-Route (`host:port`).
     pub fn advertised(&self) -> String {
         self.advertise.clone()
+    }
+
+    /// Our Record-Route entry for a leg over `transport`: the address and transport a
+    /// phone on that leg reaches us on.
+    pub(crate) fn record_route(&self, transport: SipTransport) -> String {
+        match (transport, &self.tls_advertise) {
+            (SipTransport::Tls, Some(tls)) => format!("<sip:{tls};transport=tls;lr>"),
+            (SipTransport::Tcp, _) => format!("<sip:{};transport=tcp;lr>", self.advertise),
+            _ => format!("<sip:{};lr>", self.advertise),
+        }
+    }
+
+    /// Whether a Route URI names this server (any of our transports' addresses).
+    pub(crate) fn routes_to_us(&self, uri: &uri::Uri) -> bool {
+        let mine = |advertised: &str| {
+            let (host, port) = advertised
+                .rsplit_once(':')
+                .map_or((advertised, None), |(h, p)| (h, p.parse::<u16>().ok()));
+            uri.host.eq_ignore_ascii_case(host) && (uri.port.is_none() || uri.port == port)
+        };
+        mine(&self.advertise) || self.tls_advertise.as_deref().is_some_and(mine)
     }
 
     /// Whether `host` names this server: the advertised host, `localhost`, the host

@@ -126,8 +126,12 @@ impl SipCore {
             remote,
             flow,
         };
-        if dest.transport.is_websocket() && dest.flow.is_none() {
-            return None; // a browser phone is only reachable over its own connection
+        if (dest.transport.is_websocket() || dest.transport == SipTransport::Tls)
+            && dest.flow.is_none()
+        {
+            // Browser and TLS phones are reached only over the connection they opened
+            // (we hold no client certificate policy to open one to them).
+            return None;
         }
         Some((uri, dest))
     }
@@ -474,28 +478,22 @@ impl SipCore {
         out.headers.remove(&Name::MaxForwards);
         out.headers
             .push(Name::MaxForwards, hops.saturating_sub(1).to_string());
-        // Loose routing: a Route naming us is consumed here.
+        // Loose routing: the Routes naming us at the top are consumed here (two of
+        // them when we record-routed twice, RFC 5658).
         let ours = self.advertised();
-        if let Some(i) = out.headers.0.iter().position(|h| h.name == Name::Route) {
+        let is_ours = |r: &str| NameAddr::parse(r).is_ok_and(|na| self.routes_to_us(&na.uri));
+        while let Some(i) = out.headers.0.iter().position(|h| h.name == Name::Route) {
             let routes: Vec<String> = super::uri::split_list(&out.headers.0[i].value)
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
-            let mine = routes.first().is_some_and(|r| {
-                NameAddr::parse(r).is_ok_and(|na| {
-                    let hp = match na.uri.port {
-                        Some(p) => format!("{}:{p}", na.uri.host),
-                        None => na.uri.host.clone(),
-                    };
-                    hp == ours || na.uri.host == ours.split(':').next().unwrap_or_default()
-                })
-            });
-            if mine {
-                if routes.len() == 1 {
-                    out.headers.0.remove(i);
-                } else {
-                    out.headers.0[i].value = routes[1..].join(", ");
-                }
+            if !routes.first().is_some_and(|r| is_ours(r)) {
+                break;
+            }
+            if routes.len() == 1 {
+                out.headers.0.remove(i);
+            } else {
+                out.headers.0[i].value = routes[1..].join(", ");
             }
         }
         // Stamp the sender's Via with where the request really came from.
@@ -688,7 +686,13 @@ impl CallRun<'_> {
 impl CallRun<'_> {
     /// Headers of a forwarded INVITE: caller ID, our Record-Route, and where the call has
     /// been when it was forwarded; identity headers a phone sent are dropped.
-    fn decorate(&self, out: &mut Request, towards_gateway: bool, original: Option<(&str, u16)>) {
+    fn decorate(
+        &self,
+        out: &mut Request,
+        towards: SipTransport,
+        towards_gateway: bool,
+        original: Option<(&str, u16)>,
+    ) {
         for name in [
             "P-Asserted-Identity",
             "P-Preferred-Identity",
@@ -706,20 +710,29 @@ impl CallRun<'_> {
             out.headers
                 .push(Name::Other("P-Asserted-Identity".into()), pai);
         }
-        let rr = format!("<sip:{};lr>", self.core.advertised());
+        // RFC 5658: when the two legs reach us over different transports, each side
+        // gets its own entry (the callee's on top), so both route back over theirs.
+        let callee_side = self.core.record_route(towards);
+        let caller_side = self.core.record_route(self.origin.transport);
+        let mut entries = vec![callee_side.clone()];
+        if caller_side != callee_side {
+            entries.push(caller_side);
+        }
         let at = out
             .headers
             .0
             .iter()
             .position(|h| h.name == Name::RecordRoute)
             .unwrap_or(out.headers.0.len());
-        out.headers.0.insert(
-            at,
-            super::message::Header {
-                name: Name::RecordRoute,
-                value: rr,
-            },
-        );
+        for (i, value) in entries.into_iter().enumerate() {
+            out.headers.0.insert(
+                at + i,
+                super::message::Header {
+                    name: Name::RecordRoute,
+                    value,
+                },
+            );
+        }
         if let Some((number, cause)) = original {
             let domain = &self.pbx.sip_domain;
             out.headers.push(
@@ -782,7 +795,7 @@ impl CallRun<'_> {
                 target.dest,
                 &loop_mark,
             );
-            self.decorate(&mut out, towards_gateway, original);
+            self.decorate(&mut out, target.dest.transport, towards_gateway, original);
             let mut rx = self.core.start_client(out.clone(), branch, target.dest);
             let tx = events_tx.clone();
             tokio::spawn(async move {

@@ -278,6 +278,51 @@ pub async fn run_tcp<S: Sink>(
     }
 }
 
+/// SIP over TLS: like [`run_tcp`], with the handshake first (it must finish within the
+/// message timeout). Connections are only ever opened by phones: a request for a TLS
+/// device goes over the connection it registered on.
+pub async fn run_tls<S: Sink>(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    flows: Arc<Flows>,
+    sink: Arc<S>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                let Some(flow) = flows.admit(remote) else {
+                    tracing::debug!(sip.remote = %remote, "connection limit reached; closing");
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let (acceptor, sink, shutdown) = (acceptor.clone(), sink.clone(), shutdown.clone());
+                let limit = flows.limits.message_timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            serve_stream(tls, SipTransport::Tls, remote, flow, sink, shutdown)
+                                .await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, sip.remote = %remote, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(sip.remote = %remote, "TLS handshake too slow"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "tls accept");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Serves a connection we opened ourselves; returns its flow id at once.
 pub fn serve_outbound_tcp<S: Sink>(
     stream: TcpStream,

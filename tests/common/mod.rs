@@ -113,6 +113,9 @@ pub async fn pg_rows(db_url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
 pub struct Ready {
     pub http: String,
     pub sip: Option<String>,
+    /// HTTPS and SIP over TLS, when the server was given a certificate.
+    pub https: Option<String>,
+    pub sip_tls: Option<String>,
     pub admin_key: Option<String>,
     pub stdout: Vec<String>,
 }
@@ -125,6 +128,9 @@ pub struct TestApp {
     pub db_name: Option<String>,
     pub base: String,
     pub sip: Option<String>,
+    /// HTTPS and SIP over TLS addresses, when the server was given a certificate.
+    pub https: Option<String>,
+    pub sip_tls: Option<String>,
     pub key: String,
     pub client: reqwest::Client,
     pub extra_args: Vec<String>,
@@ -162,6 +168,8 @@ impl TestApp {
             db_name,
             base: String::new(),
             sip: None,
+            https: None,
+            sip_tls: None,
             key: String::new(),
             client: reqwest::Client::new(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
@@ -254,6 +262,12 @@ impl TestApp {
                         if let Some(v) = part.strip_prefix("sip=") {
                             ready.sip = Some(v.to_owned());
                         }
+                        if let Some(v) = part.strip_prefix("https=") {
+                            ready.https = Some(v.to_owned());
+                        }
+                        if let Some(v) = part.strip_prefix("sip_tls=") {
+                            ready.sip_tls = Some(v.to_owned());
+                        }
                     }
                     // Keep draining so the server never blocks on a full pipe.
                     std::thread::spawn(move || while rx.recv().is_ok() {});
@@ -267,6 +281,8 @@ impl TestApp {
         if ready.sip.is_some() {
             self.sip = ready.sip.clone();
         }
+        self.https = ready.https.clone();
+        self.sip_tls = ready.sip_tls.clone();
         ready
     }
 

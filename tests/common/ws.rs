@@ -26,6 +26,16 @@ impl GqlWs {
     /// Opens the socket without sending `connection_init`.
     pub async fn open(base_http: &str, protocol: &'static str) -> GqlWs {
         let url = format!("{}/graphql/ws", base_http.replacen("http://", "ws://", 1));
+        Self::open_url(url, protocol, None).await
+    }
+
+    /// Opens `url` (ws:// or wss://, with `tls` trusting the server) without sending
+    /// `connection_init`.
+    pub async fn open_url(
+        url: String,
+        protocol: &'static str,
+        tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    ) -> GqlWs {
         let mut req = url.into_client_request().unwrap();
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
@@ -33,9 +43,11 @@ impl GqlWs {
         // makes a thousand benchmark clients measure memset rather than the server.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(4096);
-        let (socket, resp) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
-            .await
-            .expect("websocket upgrade");
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let (socket, resp) =
+            tokio_tungstenite::connect_async_tls_with_config(req, Some(config), false, connector)
+                .await
+                .expect("websocket upgrade");
         assert_eq!(
             resp.headers()
                 .get("sec-websocket-protocol")

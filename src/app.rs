@@ -75,7 +75,12 @@ pub async fn serve(
         smtp_url: opts.smtp_url.clone(),
         smtp_from: opts.smtp_from.clone(),
     };
-    let services = Services::with_config(store, Bus::new(opts.event_buffer), jwt, config);
+    // Built on the SIP runtime: the write-behind tasks it starts (bindings, call
+    // records) are SIP's work and must not queue behind API load.
+    let event_buffer = opts.event_buffer;
+    let services = sip_runtime
+        .spawn(async move { Services::with_config(store, Bus::new(event_buffer), jwt, config) })
+        .await?;
 
     let domain = opts
         .sip_domain

@@ -107,7 +107,11 @@ impl Forward {
             &pcm[..n]
         } else {
             let mut produced = 0;
-            for chunk in pcm[..n].chunks(if from_rate > to_rate { MAX_FRAME } else { MAX_FRAME / 2 }) {
+            for chunk in pcm[..n].chunks(if from_rate > to_rate {
+                MAX_FRAME
+            } else {
+                MAX_FRAME / 2
+            }) {
                 let dst = &mut other[produced..];
                 produced += if from_rate > to_rate {
                     t.down.process(chunk, dst)
@@ -200,29 +204,66 @@ mod tests {
     async fn same_codec_is_forwarded_with_our_numbering_and_events_pass() {
         let phone_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let phone_b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let a = session_to(phone_a.local_addr().unwrap(), Codec::Pcmu, Direction::SendRecv);
-        let b = session_to(phone_b.local_addr().unwrap(), Codec::Pcmu, Direction::SendRecv);
+        let a = session_to(
+            phone_a.local_addr().unwrap(),
+            Codec::Pcmu,
+            Direction::SendRecv,
+        );
+        let b = session_to(
+            phone_b.local_addr().unwrap(),
+            Codec::Pcmu,
+            Direction::SendRecv,
+        );
         let a_port: SocketAddr = (localhost(), a.port()).into();
         let b_ssrc = b.ssrc();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run_bridge(a, b, Duration::from_secs(30), cancel.clone()));
         // Three packets, the third out of order; then a stream restart; then a digit.
         for (seq, ts) in [(100u16, 8000u32), (102, 8320), (101, 8160)] {
-            phone_a.send_to(&rtp(0, seq == 100, seq, ts, 0xaaaa, &[seq as u8; 160]), a_port).await.unwrap();
+            phone_a
+                .send_to(
+                    &rtp(0, seq == 100, seq, ts, 0xaaaa, &[seq as u8; 160]),
+                    a_port,
+                )
+                .await
+                .unwrap();
         }
-        let got: Vec<_> = [recv(&phone_b).await, recv(&phone_b).await, recv(&phone_b).await].into();
-        assert!(got.iter().all(|p| p.0 == 0 && p.4 == b_ssrc), "PCMU with B's SSRC");
+        let got: Vec<_> = [
+            recv(&phone_b).await,
+            recv(&phone_b).await,
+            recv(&phone_b).await,
+        ]
+        .into();
+        assert!(
+            got.iter().all(|p| p.0 == 0 && p.4 == b_ssrc),
+            "PCMU with B's SSRC"
+        );
         assert_eq!(got[0].5, vec![100u8; 160], "payload untouched");
-        assert_eq!(got[1].2, got[0].2.wrapping_add(2), "gaps and order are kept");
+        assert_eq!(
+            got[1].2,
+            got[0].2.wrapping_add(2),
+            "gaps and order are kept"
+        );
         assert_eq!(got[2].2, got[0].2.wrapping_add(1));
         assert_eq!(got[1].3, got[0].3.wrapping_add(320));
-        phone_a.send_to(&rtp(0, true, 7, 123, 0xbbbb, &[1; 160]), a_port).await.unwrap();
+        phone_a
+            .send_to(&rtp(0, true, 7, 123, 0xbbbb, &[1; 160]), a_port)
+            .await
+            .unwrap();
         let restarted = recv(&phone_b).await;
         assert_eq!(restarted.2, got[1].2.wrapping_add(1), "numbering continues");
         assert_eq!(restarted.3, got[1].3.wrapping_add(160));
         assert_eq!(restarted.4, b_ssrc);
-        let ev = crate::media::dtmf::TelephoneEvent { event: 1, end: false, volume: 10, duration: 160 };
-        phone_a.send_to(&rtp(101, true, 8, 283, 0xbbbb, &ev.to_bytes()), a_port).await.unwrap();
+        let ev = crate::media::dtmf::TelephoneEvent {
+            event: 1,
+            end: false,
+            volume: 10,
+            duration: 160,
+        };
+        phone_a
+            .send_to(&rtp(101, true, 8, 283, 0xbbbb, &ev.to_bytes()), a_port)
+            .await
+            .unwrap();
         let event = recv(&phone_b).await;
         assert_eq!((event.0, event.5.clone()), (101, ev.to_bytes().to_vec()));
         cancel.cancel();
@@ -234,10 +275,20 @@ mod tests {
     async fn different_codecs_are_transcoded_both_ways() {
         let phone_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let phone_b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let a = session_to(phone_a.local_addr().unwrap(), Codec::G722, Direction::SendRecv);
-        let b = session_to(phone_b.local_addr().unwrap(), Codec::Pcma, Direction::SendRecv);
-        let (a_port, b_port): (SocketAddr, SocketAddr) =
-            ((localhost(), a.port()).into(), (localhost(), b.port()).into());
+        let a = session_to(
+            phone_a.local_addr().unwrap(),
+            Codec::G722,
+            Direction::SendRecv,
+        );
+        let b = session_to(
+            phone_b.local_addr().unwrap(),
+            Codec::Pcma,
+            Direction::SendRecv,
+        );
+        let (a_port, b_port): (SocketAddr, SocketAddr) = (
+            (localhost(), a.port()).into(),
+            (localhost(), b.port()).into(),
+        );
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run_bridge(a, b, Duration::from_secs(30), cancel.clone()));
         // A speaks 1 kHz in G.722; B must hear 1 kHz in PCMA. B speaks 500 Hz back.
@@ -252,8 +303,14 @@ mod tests {
             let (mut pa, mut pb) = ([0u8; 160], [0u8; 160]);
             enc_a.encode(&wide, &mut pa);
             enc_b.encode(&narrow, &mut pb);
-            phone_a.send_to(&rtp(9, i == 0, i as u16, i * 160, 1, &pa), a_port).await.unwrap();
-            phone_b.send_to(&rtp(8, i == 0, i as u16, i * 160, 2, &pb), b_port).await.unwrap();
+            phone_a
+                .send_to(&rtp(9, i == 0, i as u16, i * 160, 1, &pa), a_port)
+                .await
+                .unwrap();
+            phone_b
+                .send_to(&rtp(8, i == 0, i as u16, i * 160, 2, &pb), b_port)
+                .await
+                .unwrap();
             let to_b = recv(&phone_b).await;
             let to_a = recv(&phone_a).await;
             assert_eq!((to_b.0, to_a.0), (8, 9));
@@ -276,8 +333,16 @@ mod tests {
     async fn a_silent_leg_ends_the_bridge_after_the_rtp_timeout() {
         let phone_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let phone_b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let a = session_to(phone_a.local_addr().unwrap(), Codec::Pcmu, Direction::SendRecv);
-        let b = session_to(phone_b.local_addr().unwrap(), Codec::Pcmu, Direction::SendRecv);
+        let a = session_to(
+            phone_a.local_addr().unwrap(),
+            Codec::Pcmu,
+            Direction::SendRecv,
+        );
+        let b = session_to(
+            phone_b.local_addr().unwrap(),
+            Codec::Pcmu,
+            Direction::SendRecv,
+        );
         let (_, _, end) = run_bridge(a, b, Duration::from_secs(30), CancellationToken::new()).await;
         assert_eq!(end, BridgeEnd::RtpTimeout(Leg::A));
     }

@@ -93,7 +93,13 @@ impl Phone {
     fn frame(&mut self, now: Instant) {
         let n = self.codec.frame_samples();
         let pcm = if self.sending {
-            sine(self.rate(), self.freq, AMPLITUDE, n, self.frames as usize * n)
+            sine(
+                self.rate(),
+                self.freq,
+                AMPLITUDE,
+                n,
+                self.frames as usize * n,
+            )
         } else {
             vec![0; n]
         };
@@ -118,7 +124,11 @@ impl Phone {
                 now + Duration::from_millis(imp.next() % 61)
             }
         };
-        let at = self.delayed.iter().position(|(t, _)| *t > due).unwrap_or(self.delayed.len());
+        let at = self
+            .delayed
+            .iter()
+            .position(|(t, _)| *t > due)
+            .unwrap_or(self.delayed.len());
         self.delayed.insert(at, (due, packet));
     }
 
@@ -130,7 +140,9 @@ impl Phone {
         }
         let mut buf = [0u8; 2048];
         while let Ok(n) = self.sock.try_recv(&mut buf) {
-            let Ok(r) = rtp_rs::RtpReader::new(&buf[..n]) else { continue };
+            let Ok(r) = rtp_rs::RtpReader::new(&buf[..n]) else {
+                continue;
+            };
             self.packets_in += 1;
             if r.payload_type() != self.codec.payload_type() {
                 continue;
@@ -182,7 +194,9 @@ fn quiet_room() -> RoomConfig {
     }
 }
 
-async fn room_with(config: RoomConfig) -> (RoomHandle, mpsc::Receiver<RoomEvent>, CancellationToken) {
+async fn room_with(
+    config: RoomConfig,
+) -> (RoomHandle, mpsc::Receiver<RoomEvent>, CancellationToken) {
     let cancel = CancellationToken::new();
     let (room, events) = spawn_room(config, cancel.clone());
     (room, events, cancel)
@@ -218,18 +232,37 @@ async fn three_callers_hear_the_others_not_themselves_and_mute_removes_one() {
             assert!(p > HEARD, "the {own} Hz phone hears {f} Hz: {p:.3e}");
         }
         let p = phone.power_since(mark, own);
-        assert!(p < ABSENT, "the {own} Hz phone does not hear itself: {p:.3e}");
+        assert!(
+            p < ABSENT,
+            "the {own} Hz phone does not hear itself: {p:.3e}"
+        );
     }
     let seen = drain(&mut events);
-    assert_eq!(seen.iter().filter(|e| matches!(e, RoomEvent::Joined(_))).count(), 3);
-    assert_eq!(seen.iter().filter(|e| matches!(e, RoomEvent::TalkingStarted(_))).count(), 3);
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, RoomEvent::Joined(_)))
+            .count(),
+        3
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, RoomEvent::TalkingStarted(_)))
+            .count(),
+        3
+    );
 
     room.mute(idc, true).await.unwrap();
     run(&mut [&mut a, &mut b, &mut c], 300).await;
     let marks = (a.mark(), b.mark());
     run(&mut [&mut a, &mut b, &mut c], 1000).await;
-    assert!(a.power_since(marks.0, 1100.0) < ABSENT, "muted C is not mixed for A");
-    assert!(b.power_since(marks.1, 1100.0) < ABSENT, "muted C is not mixed for B");
+    assert!(
+        a.power_since(marks.0, 1100.0) < ABSENT,
+        "muted C is not mixed for A"
+    );
+    assert!(
+        b.power_since(marks.1, 1100.0) < ABSENT,
+        "muted C is not mixed for B"
+    );
     assert!(a.power_since(marks.0, 700.0) > HEARD, "A still hears B");
     let seen = drain(&mut events);
     assert!(seen.contains(&RoomEvent::TalkingStopped(idc)), "{seen:?}");
@@ -288,7 +321,10 @@ async fn a_participant_on_hold_hears_nothing_and_is_not_mixed() {
     run(&mut [&mut a, &mut h], 1000).await;
     let mark = a.mark();
     run(&mut [&mut a, &mut h], 600).await;
-    assert!(a.power_since(mark, 700.0) > HEARD, "before the hold A hears H");
+    assert!(
+        a.power_since(mark, 700.0) > HEARD,
+        "before the hold A hears H"
+    );
 
     // Three kinds of hold: the phone's sendonly (we answer recvonly), its inactive,
     // and ours (the application holds it, e.g. to park it).
@@ -318,7 +354,13 @@ async fn a_participant_on_hold_hears_nothing_and_is_not_mixed() {
     run(&mut [&mut a, &mut h], 500).await;
     let (mark_a, mark_h) = (a.mark(), h.mark());
     run(&mut [&mut a, &mut h], 800).await;
-    assert!(a.power_since(mark_a, 700.0) > HEARD, "resumed: A hears H again");
-    assert!(h.power_since(mark_h, 400.0) > HEARD, "resumed: H hears A again");
+    assert!(
+        a.power_since(mark_a, 700.0) > HEARD,
+        "resumed: A hears H again"
+    );
+    assert!(
+        h.power_since(mark_h, 400.0) > HEARD,
+        "resumed: H hears A again"
+    );
     cancel.cancel();
 }

@@ -386,7 +386,12 @@ mod tests {
                 lost += 1;
                 continue;
             }
-            let delay = 80 + if jitter > 0 { rng.below(jitter as u64 + 1) as i64 } else { 0 };
+            let delay = 80
+                + if jitter > 0 {
+                    rng.below(jitter as u64 + 1) as i64
+                } else {
+                    0
+                };
             sent.push(Sent {
                 arrival: i64::from(seq) * FRAME + delay,
                 seq,
@@ -403,7 +408,10 @@ mod tests {
         // 20 s of packets, 5 % lost, up to 60 ms of jitter (so many arrive reordered),
         // timestamps starting near the 32-bit wrap.
         let (sent, lost) = schedule(&mut rng, 1000, 5, 480, u32::MAX - 50_000);
-        let reordered = sent.windows(2).filter(|w| w[1].arrival < w[0].arrival).count();
+        let reordered = sent
+            .windows(2)
+            .filter(|w| w[1].arrival < w[0].arrival)
+            .count();
         assert!(reordered > 50, "the schedule reorders ({reordered})");
         let mut jb = JitterBuffer::new(0xff);
         let heard = play(&mut jb, sent, 1040);
@@ -433,7 +441,11 @@ mod tests {
             "heard {heard_count}, lost {lost}, stats {stats:?}"
         );
         assert!(stats.late <= 20, "{stats:?}");
-        assert!(jb.target_ms() >= 55 && jb.target_ms() <= 70, "target {} ms", jb.target_ms());
+        assert!(
+            jb.target_ms() >= 55 && jb.target_ms() <= 70,
+            "target {} ms",
+            jb.target_ms()
+        );
     }
 
     #[test]
@@ -480,7 +492,11 @@ mod tests {
             }
             jb_calm.pop(now, &mut [0; FRAME_TS]);
         }
-        assert!(jb_calm.target_ms() <= 25, "calm again: {} ms", jb_calm.target_ms());
+        assert!(
+            jb_calm.target_ms() <= 25,
+            "calm again: {} ms",
+            jb_calm.target_ms()
+        );
         assert!(jb_calm.stats().dropped_frames + jb_calm.stats().drift_clamps > 0);
     }
 
@@ -501,7 +517,10 @@ mod tests {
         assert_eq!(jb.stats().duplicate, 1);
         // A packet far beyond the ring is refused, not wrapped onto older audio.
         let far = 10 * 160 + 4000;
-        assert_eq!(jb.push(10 * FRAME, 9, far, &[3; FRAME_TS]), Pushed::TooEarly);
+        assert_eq!(
+            jb.push(10 * FRAME, 9, far, &[3; FRAME_TS]),
+            Pushed::TooEarly
+        );
     }
 
     /// One tick: an optional packet (ssrc, ts, byte) pushed, then one frame popped.

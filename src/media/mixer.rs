@@ -213,7 +213,11 @@ impl Mixer {
             rate: 8000,
             all: Player::default(),
             total: [0; MAX_FRAME],
-            shared: [shared(Codec::Pcmu), shared(Codec::Pcma), shared(Codec::G722)],
+            shared: [
+                shared(Codec::Pcmu),
+                shared(Codec::Pcma),
+                shared(Codec::G722),
+            ],
             events: Vec::with_capacity(64),
             last: TickStats::default(),
             scratch: [0; MAX_FRAME],
@@ -287,7 +291,11 @@ impl Mixer {
             m.player.clear();
         }
         self.events.push(RoomEvent::Joined(id));
-        let others = self.members.iter().filter(|m| m.admitted() && m.id != id).count();
+        let others = self
+            .members
+            .iter()
+            .filter(|m| m.admitted() && m.id != id)
+            .count();
         if others > 0 && self.config.join_leave_tones {
             self.all.play(Sound::Tone(Tone::join()), false);
         }
@@ -304,10 +312,9 @@ impl Mixer {
         if m.talker.reset() {
             self.events.push(RoomEvent::TalkingStopped(id));
         }
-        if m.admitted() {
-            if self.config.join_leave_tones && self.members.iter().any(Member::admitted) {
-                self.all.play(Sound::Tone(Tone::leave()), false);
-            }
+        if m.admitted() && self.config.join_leave_tones && self.members.iter().any(Member::admitted)
+        {
+            self.all.play(Sound::Tone(Tone::leave()), false);
         }
         self.events.push(RoomEvent::Left(id, reason));
         m.player.clear();
@@ -326,7 +333,9 @@ impl Mixer {
 
     /// A re-INVITE renegotiated this participant's media.
     pub fn update_media(&mut self, id: ParticipantId, params: MediaParams) -> bool {
-        self.member_mut(id).map(|m| m.session.update(params)).is_some()
+        self.member_mut(id)
+            .map(|m| m.session.update(params))
+            .is_some()
     }
 
     /// Plays to everyone admitted, mixed over the conversation.
@@ -440,9 +449,15 @@ impl Mixer {
                     continue;
                 }
             }
-            let power: i64 = m.pcm[..n].iter().map(|s| i64::from(*s) * i64::from(*s)).sum::<i64>()
+            let power: i64 = m.pcm[..n]
+                .iter()
+                .map(|s| i64::from(*s) * i64::from(*s))
+                .sum::<i64>()
                 / n as i64;
-            match m.talker.feed(power, self.config.talk_start, self.config.talk_stop) {
+            match m
+                .talker
+                .feed(power, self.config.talk_start, self.config.talk_stop)
+            {
                 Some(true) => self.events.push(RoomEvent::TalkingStarted(m.id)),
                 Some(false) => self.events.push(RoomEvent::TalkingStopped(m.id)),
                 None => {}
@@ -546,5 +561,278 @@ impl Mixer {
     /// The session of a participant (for statistics).
     pub fn session(&self, id: ParticipantId) -> Option<&RtpSession> {
         self.member(id).map(|m| &m.session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::codec::tests::sine;
+    use crate::media::dtmf::TelephoneEvent;
+    use crate::media::session::tests::{localhost, rtp, session_to};
+    use std::net::SocketAddr;
+    use std::net::UdpSocket;
+
+    /// A phone as a plain blocking-free std socket, driven tick by tick.
+    struct Phone {
+        sock: UdpSocket,
+        to: SocketAddr,
+        codec: Codec,
+        seq: u16,
+        encoder: Encoder,
+    }
+
+    impl Phone {
+        fn new(codec: Codec) -> (Phone, RtpSession) {
+            let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            sock.set_nonblocking(true).expect("nonblocking");
+            let session = session_to(sock.local_addr().expect("addr"), codec, Direction::SendRecv);
+            let to = (localhost(), session.port()).into();
+            (
+                Phone {
+                    sock,
+                    to,
+                    codec,
+                    seq: 0,
+                    encoder: Encoder::new(codec),
+                },
+                session,
+            )
+        }
+
+        /// Sends this tick's frame: a 500 Hz tone when `talking`, else silence.
+        fn frame(&mut self, talking: bool) {
+            let n = self.codec.frame_samples();
+            let amplitude = if talking { 6000.0 } else { 0.0 };
+            let pcm = sine(
+                self.codec.sample_rate(),
+                500.0,
+                amplitude,
+                n,
+                usize::from(self.seq) * n,
+            );
+            let mut payload = [0u8; 160];
+            let len = self.encoder.encode(&pcm, &mut payload);
+            let p = rtp(
+                self.codec.payload_type(),
+                false,
+                self.seq,
+                u32::from(self.seq) * 160,
+                7,
+                &payload[..len],
+            );
+            self.sock.send_to(&p, self.to).expect("send");
+            self.seq += 1;
+        }
+
+        fn digit(&mut self, digit: char) {
+            let event = crate::media::dtmf::event_of(digit).expect("a digit");
+            let ts = u32::from(self.seq) * 160;
+            for k in 0..4u16 {
+                let ev = TelephoneEvent {
+                    event,
+                    end: k > 0,
+                    volume: 10,
+                    duration: 480,
+                };
+                let p = rtp(101, k == 0, self.seq, ts, 7, &ev.to_bytes());
+                self.sock.send_to(&p, self.to).expect("send");
+                self.seq += 1;
+            }
+        }
+
+        /// Datagrams received since the last call.
+        fn received(&self) -> usize {
+            let mut buf = [0u8; 2048];
+            let mut n = 0;
+            while self.sock.recv(&mut buf).is_ok() {
+                n += 1;
+            }
+            n
+        }
+    }
+
+    fn quiet() -> RoomConfig {
+        RoomConfig {
+            alone_prompt: None,
+            alone_music: None,
+            join_leave_tones: false,
+            ..RoomConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn encodes_per_tick_are_talkers_plus_codecs_in_use() {
+        let mut mixer = Mixer::new(quiet());
+        let mut phones = Vec::new();
+        for (i, codec) in [
+            Codec::Pcmu,
+            Codec::Pcmu,
+            Codec::Pcmu,
+            Codec::Pcmu,
+            Codec::Pcma,
+            Codec::G722,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (phone, session) = Phone::new(codec);
+            mixer.add(i as u64, session, false);
+            phones.push(phone);
+        }
+        let t0 = Instant::now();
+        for tick in 0..30u32 {
+            for (i, p) in phones.iter_mut().enumerate() {
+                p.frame(i < 2);
+            }
+            mixer.tick(t0 + Duration::from_millis(20 * u64::from(tick)));
+        }
+        assert_eq!(
+            mixer.rate(),
+            16000,
+            "a G.722 participant makes the room wideband"
+        );
+        let stats = mixer.last_tick();
+        // Two talkers (each its own mix) + PCMU, PCMA, G.722 shared by the rest.
+        assert_eq!(
+            stats,
+            TickStats {
+                talkers: 2,
+                encodes: 5,
+                sent: 6
+            }
+        );
+        assert!(mixer.is_talking(0) && mixer.is_talking(1) && !mixer.is_talking(2));
+        for p in &phones {
+            assert!(p.received() >= 25, "everyone is sent a frame per tick");
+        }
+    }
+
+    #[tokio::test]
+    async fn talking_starts_after_two_loud_frames_and_stops_after_500ms_of_quiet() {
+        let mut mixer = Mixer::new(quiet());
+        let (mut phone, session) = Phone::new(Codec::Pcmu);
+        let (_other, other_session) = Phone::new(Codec::Pcmu);
+        mixer.add(1, session, false);
+        mixer.add(2, other_session, false);
+        let t0 = Instant::now();
+        let mut started = None;
+        let mut stopped = None;
+        for tick in 0..100u32 {
+            phone.frame(tick < 20);
+            mixer.tick(t0 + Duration::from_millis(20 * u64::from(tick)));
+            for e in mixer.drain_events() {
+                match e {
+                    RoomEvent::TalkingStarted(1) => started = Some(tick),
+                    RoomEvent::TalkingStopped(1) => stopped = Some(tick),
+                    _ => {}
+                }
+            }
+        }
+        let started = started.expect("talking started");
+        let stopped = stopped.expect("talking stopped");
+        // The jitter buffer delays playout by a few frames; the hysteresis is what we
+        // check: the last loud frame plays at `started + 18` or later, and the stop
+        // comes 25 quiet frames after that, not sooner.
+        assert!(
+            stopped >= started + 18 + 25,
+            "started {started}, stopped {stopped}"
+        );
+        assert!(
+            stopped <= started + 18 + 25 + 6,
+            "started {started}, stopped {stopped}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pin_is_collected_from_telephone_events() {
+        let mut mixer = Mixer::new(RoomConfig {
+            pin: Some("4711".into()),
+            ..quiet()
+        });
+        let (mut phone, session) = Phone::new(Codec::Pcmu);
+        mixer.add(9, session, false);
+        let t0 = Instant::now();
+        let mut tick = 0u64;
+        let mut run = |mixer: &mut Mixer, ticks: u64| {
+            let mut events = Vec::new();
+            for _ in 0..ticks {
+                mixer.tick(t0 + Duration::from_millis(20 * tick));
+                events.extend(mixer.drain_events());
+                tick += 1;
+            }
+            events
+        };
+        let events = run(&mut mixer, 5);
+        assert!(events.is_empty(), "not admitted before the PIN: {events:?}");
+        assert!(phone.received() >= 4, "the PIN prompt is played");
+        for d in "4712#".chars() {
+            phone.digit(d);
+        }
+        let events = run(&mut mixer, 2);
+        assert_eq!(events, vec![RoomEvent::PinRejected(9)]);
+        for d in "4711#".chars() {
+            phone.digit(d);
+        }
+        let events = run(&mut mixer, 2);
+        assert_eq!(events, vec![RoomEvent::Joined(9)]);
+        // Digits after admission are the application's.
+        phone.digit('5');
+        let events = run(&mut mixer, 2);
+        assert_eq!(events, vec![RoomEvent::Digit(9, '5')]);
+    }
+
+    #[tokio::test]
+    async fn three_wrong_pins_remove_the_caller() {
+        let mut mixer = Mixer::new(RoomConfig {
+            pin: Some("1".into()),
+            ..quiet()
+        });
+        let (mut phone, session) = Phone::new(Codec::Pcmu);
+        mixer.add(3, session, false);
+        let t0 = Instant::now();
+        let mut events = Vec::new();
+        for tick in 0..600u64 {
+            if tick < 3 {
+                phone.digit('2');
+                phone.digit('#');
+            }
+            mixer.tick(t0 + Duration::from_millis(20 * tick));
+            events.extend(mixer.drain_events());
+        }
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| **e == RoomEvent::PinRejected(3))
+                .count(),
+            3
+        );
+        assert_eq!(
+            events.last(),
+            Some(&RoomEvent::Left(3, LeaveReason::PinFailed))
+        );
+        assert!(mixer.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lone_participant_hears_the_prompt_then_music_and_rtp_timeout_removes() {
+        let mut mixer = Mixer::new(RoomConfig {
+            rtp_timeout: Duration::from_secs(2),
+            ..RoomConfig::default()
+        });
+        let (phone, session) = Phone::new(Codec::Pcmu);
+        mixer.add(5, session, false);
+        let t0 = Instant::now();
+        let mut events = Vec::new();
+        for tick in 0..120u64 {
+            mixer.tick(t0 + Duration::from_millis(20 * tick));
+            events.extend(mixer.drain_events());
+        }
+        assert!(phone.received() >= 90, "the prompt and music are sent");
+        assert_eq!(events.first(), Some(&RoomEvent::Joined(5)));
+        assert_eq!(
+            events.last(),
+            Some(&RoomEvent::Left(5, LeaveReason::RtpTimeout))
+        );
     }
 }

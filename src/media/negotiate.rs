@@ -172,7 +172,10 @@ pub fn parse(body: &[u8]) -> Result<RemoteAudio, SdpError> {
                     }
                     "ptime" => ptime = arg.trim().parse().ok(),
                     "rtcp" => {
-                        rtcp_port = arg.split_ascii_whitespace().next().and_then(|p| p.parse().ok());
+                        rtcp_port = arg
+                            .split_ascii_whitespace()
+                            .next()
+                            .and_then(|p| p.parse().ok());
                     }
                     _ => {}
                 }
@@ -210,7 +213,9 @@ pub fn parse(body: &[u8]) -> Result<RemoteAudio, SdpError> {
         rtcp_port,
         formats,
         ptime,
-        direction: direction.or(session_direction).unwrap_or(Direction::SendRecv),
+        direction: direction
+            .or(session_direction)
+            .unwrap_or(Direction::SendRecv),
         held_by_address: ip.is_unspecified(),
     })
 }
@@ -297,7 +302,12 @@ pub struct Local {
 }
 
 /// Our SDP body with the given formats (one codec in an answer, our list in an offer).
-fn write(local: &Local, codecs: &[(Codec, u8)], telephone_event: Option<u8>, direction: Direction) -> String {
+fn write(
+    local: &Local,
+    codecs: &[(Codec, u8)],
+    telephone_event: Option<u8>,
+    direction: Direction,
+) -> String {
     let family = if local.ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut formats = String::new();
     let mut attributes = String::new();
@@ -504,8 +514,15 @@ mod tests {
             session_id: 1,
             version: 2,
         };
-        let offer = offer_sdp(&local, &[Codec::G722, Codec::Pcmu, Codec::Pcma], Direction::SendOnly);
-        assert!(offer.contains("m=audio 10000 RTP/AVP 9 0 8 101\r\n"), "{offer}");
+        let offer = offer_sdp(
+            &local,
+            &[Codec::G722, Codec::Pcmu, Codec::Pcma],
+            Direction::SendOnly,
+        );
+        assert!(
+            offer.contains("m=audio 10000 RTP/AVP 9 0 8 101\r\n"),
+            "{offer}"
+        );
         assert!(offer.contains("c=IN IP6 2001:db8::1\r\n"));
         assert!(offer.contains("a=sendonly\r\n"));
         let parsed = parse(offer.as_bytes()).unwrap();
@@ -514,7 +531,8 @@ mod tests {
         let reply = "v=0\r\no=- 1 1 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n\
                      m=audio 5000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
                      a=rtpmap:101 telephone-event/8000\r\na=recvonly\r\n";
-        let params = accept_answer(reply.as_bytes(), &[Codec::G722, Codec::Pcmu, Codec::Pcma]).unwrap();
+        let params =
+            accept_answer(reply.as_bytes(), &[Codec::G722, Codec::Pcmu, Codec::Pcma]).unwrap();
         assert_eq!(params.codec, Codec::Pcma);
         assert_eq!(params.direction, Direction::SendOnly);
         assert_eq!(params.telephone_event, Some(101));
@@ -526,7 +544,8 @@ mod tests {
 
     #[test]
     fn unusable_offers_are_errors_not_panics() {
-        let g729 = "v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 5004 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+        let g729 =
+            "v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 5004 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
         assert_eq!(
             answer(&parse(g729.as_bytes()).unwrap(), Policy::default()),
             Err(SdpError::NoCommonCodec)

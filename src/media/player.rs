@@ -72,7 +72,11 @@ pub mod prompts {
             pub fn $fn() -> Clip {
                 static CLIP: OnceLock<Clip> = OnceLock::new();
                 CLIP.get_or_init(|| {
-                    let bytes = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/media/", $file));
+                    let bytes = include_bytes!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/assets/media/",
+                        $file
+                    ));
                     // Shipped files are checked by a test; a bad one plays as silence.
                     Clip::from_wav(bytes).unwrap_or_else(|_| Clip::from_samples(vec![0; 160], 8000))
                 })
@@ -81,11 +85,23 @@ pub mod prompts {
         };
     }
 
-    asset!(enter_pin, "enter-pin.wav", "\"Please enter the conference PIN, followed by the pound key.\"");
+    asset!(
+        enter_pin,
+        "enter-pin.wav",
+        "\"Please enter the conference PIN, followed by the pound key.\""
+    );
     asset!(wrong_pin, "wrong-pin.wav", "\"That PIN is not correct.\"");
-    asset!(first_participant, "first-participant.wav", "\"You are the first participant.\"");
+    asset!(
+        first_participant,
+        "first-participant.wav",
+        "\"You are the first participant.\""
+    );
     asset!(slot, "slot.wav", "\"Slot\" (parking: \"slot 7 0 1\").");
-    asset!(music_on_hold, "music-on-hold.wav", "An 8 s loop of plucked chords.");
+    asset!(
+        music_on_hold,
+        "music-on-hold.wav",
+        "An 8 s loop of plucked chords."
+    );
     asset!(digit_0, "digit-0.wav", "\"Zero\".");
     asset!(digit_1, "digit-1.wav", "\"One\".");
     asset!(digit_2, "digit-2.wav", "\"Two\".");
@@ -138,7 +154,10 @@ impl Tone {
     }
 
     fn step(f: f32, ms: u32) -> ToneStep {
-        ToneStep { freqs: [f, 0.0], ms }
+        ToneStep {
+            freqs: [f, 0.0],
+            ms,
+        }
     }
 
     /// A continuous single frequency (e.g. a 400 or 425 Hz dial tone).
@@ -151,7 +170,11 @@ impl Tone {
         static T: OnceLock<Tone> = OnceLock::new();
         T.get_or_init(|| {
             Tone::of(
-                &[Tone::step(600.0, 80), Tone::step(0.0, 40), Tone::step(900.0, 80)],
+                &[
+                    Tone::step(600.0, 80),
+                    Tone::step(0.0, 40),
+                    Tone::step(900.0, 80),
+                ],
                 5000.0,
             )
         })
@@ -163,7 +186,11 @@ impl Tone {
         static T: OnceLock<Tone> = OnceLock::new();
         T.get_or_init(|| {
             Tone::of(
-                &[Tone::step(900.0, 80), Tone::step(0.0, 40), Tone::step(600.0, 80)],
+                &[
+                    Tone::step(900.0, 80),
+                    Tone::step(0.0, 40),
+                    Tone::step(600.0, 80),
+                ],
                 5000.0,
             )
         })
@@ -282,7 +309,11 @@ impl Player {
             Sound::Tone(tone) => {
                 let total: u64 = tone.duration_ms() * u64::from(rate) / 1000;
                 for o in out.iter_mut() {
-                    let at_ms = if total == 0 { 0 } else { (item.pos % total) * 1000 / u64::from(rate) };
+                    let at_ms = if total == 0 {
+                        0
+                    } else {
+                        (item.pos % total) * 1000 / u64::from(rate)
+                    };
                     let mut acc = 0u64;
                     let mut step = tone.steps.first().copied();
                     for s in tone.steps.iter() {
@@ -365,7 +396,10 @@ mod tests {
             let per_ms = (rate / 1000) as usize;
             let on = &audio[100 * per_ms..900 * per_ms];
             let off = &audio[1500 * per_ms..4500 * per_ms];
-            assert!(tone_power(on, rate, 425.0) > 1e6, "425 Hz while on at {rate}");
+            assert!(
+                tone_power(on, rate, 425.0) > 1e6,
+                "425 Hz while on at {rate}"
+            );
             assert!(off.iter().all(|s| *s == 0), "silent while off");
             // Looping: on again after 5 s.
             assert!(tone_power(&audio[5100 * per_ms..5900 * per_ms], rate, 425.0) > 1e6);

@@ -54,7 +54,8 @@ impl RoomHandle {
     /// Adds a participant with its (negotiated) session; joins on the next tick.
     pub async fn add(&self, session: RtpSession, muted: bool) -> Result<ParticipantId, RoomClosed> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.send(Command::Add(id, Box::new(session), muted)).await?;
+        self.send(Command::Add(id, Box::new(session), muted))
+            .await?;
         Ok(id)
     }
 
@@ -76,7 +77,11 @@ impl RoomHandle {
     }
 
     /// Applies a re-INVITE's renegotiated media (address, codec, direction).
-    pub async fn update_media(&self, id: ParticipantId, params: MediaParams) -> Result<(), RoomClosed> {
+    pub async fn update_media(
+        &self,
+        id: ParticipantId,
+        params: MediaParams,
+    ) -> Result<(), RoomClosed> {
         self.send(Command::Update(id, params)).await
     }
 

@@ -154,6 +154,11 @@ const RTP_HEADER: usize = 12;
 
 pub struct RtpSession {
     lease: Lease,
+    /// The same socket without tokio's readiness cache: a tick's non-blocking drain
+    /// and sends go straight to the kernel (tokio's `try_*` answer WouldBlock until
+    /// its reactor has seen the socket ready, which on a busy runtime lags the
+    /// kernel). The bridge, which awaits readiness, reads through tokio instead.
+    direct: Option<std::net::UdpSocket>,
     params: MediaParams,
     /// Where RTP really comes from (symmetric RTP): the first source after the
     /// session was set up or moved; later packets from elsewhere are ignored.
@@ -180,8 +185,13 @@ pub struct RtpSession {
 impl RtpSession {
     pub fn new(lease: Lease, params: MediaParams) -> Self {
         let now = Instant::now();
+        let direct = socket2::SockRef::from(&lease.socket)
+            .try_clone()
+            .ok()
+            .map(std::net::UdpSocket::from);
         Self {
             lease,
+            direct,
             jitter: JitterBuffer::new(params.codec.silence_byte()),
             decoder: Decoder::new(params.codec),
             encoder: Encoder::new(params.codec),
@@ -274,7 +284,11 @@ impl RtpSession {
         let units = self.units(now);
         let mut taken = 0;
         for _ in 0..MAX_DRAIN {
-            let Ok((n, from)) = self.lease.socket.try_recv_from(&mut self.rx[..]) else {
+            let received = match &self.direct {
+                Some(direct) => direct.recv_from(&mut self.rx[..]),
+                None => self.lease.socket.try_recv_from(&mut self.rx[..]),
+            };
+            let Ok((n, from)) = received else {
                 break;
             };
             let Some(packet) = self.accept(n, from, now) else {
@@ -451,7 +465,14 @@ impl RtpSession {
 
     /// Sends a packet with our SSRC but the given sequence number (a bridge keeps the
     /// far side's gaps and order visible). Our own numbering continues after it.
-    pub fn forward_rtp(&mut self, payload_type: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) -> bool {
+    pub fn forward_rtp(
+        &mut self,
+        payload_type: u8,
+        marker: bool,
+        seq: u16,
+        ts: u32,
+        payload: &[u8],
+    ) -> bool {
         self.seq = seq;
         self.send_packet(payload_type, marker, ts, payload)
     }
@@ -470,10 +491,11 @@ impl RtpSession {
         tx[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         tx[RTP_HEADER..RTP_HEADER + len].copy_from_slice(&payload[..len]);
         self.seq = self.seq.wrapping_add(1);
-        // Straight to the kernel: tokio's `try_send_to` answers WouldBlock until its
-        // reactor has seen the socket writable once, which a fresh lease has not.
-        let socket = socket2::SockRef::from(&self.lease.socket);
-        match socket.send_to(&tx[..RTP_HEADER + len], &dest.into()) {
+        let sent = match &self.direct {
+            Some(direct) => direct.send_to(&tx[..RTP_HEADER + len], dest),
+            None => self.lease.socket.try_send_to(&tx[..RTP_HEADER + len], dest),
+        };
+        match sent {
             Ok(_) => {
                 self.stats.packets_out += 1;
                 true
@@ -549,7 +571,14 @@ pub(crate) mod tests {
         )
     }
 
-    pub(crate) fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn rtp(
+        pt: u8,
+        marker: bool,
+        seq: u16,
+        ts: u32,
+        ssrc: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
         p.extend_from_slice(&seq.to_be_bytes());
         p.extend_from_slice(&ts.to_be_bytes());
@@ -620,8 +649,10 @@ pub(crate) mod tests {
         let event_ts = first.ts.wrapping_add(160);
         assert!(events.iter().all(|e| e.pt == 101 && e.ts == event_ts));
         assert!(events[0].marker && events[1..].iter().all(|e| !e.marker));
-        let parsed: Vec<TelephoneEvent> =
-            events.iter().map(|e| TelephoneEvent::parse(&e.payload).unwrap()).collect();
+        let parsed: Vec<TelephoneEvent> = events
+            .iter()
+            .map(|e| TelephoneEvent::parse(&e.payload).unwrap())
+            .collect();
         assert!(parsed.iter().all(|e| e.event == 5));
         assert_eq!(parsed.iter().filter(|e| e.end).count(), 3);
         assert_eq!(parsed[0].duration, 160);
@@ -644,11 +675,17 @@ pub(crate) mod tests {
         let signalled: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let mut s = session_to(signalled, Codec::Pcmu, Direction::SendRecv);
         let ours: SocketAddr = (localhost(), s.port()).into();
-        phone.send_to(&rtp(0, true, 1, 160, 77, &[0xff; 160]), ours).await.unwrap();
+        phone
+            .send_to(&rtp(0, true, 1, 160, 77, &[0xff; 160]), ours)
+            .await
+            .unwrap();
         s.readable().await.unwrap();
         assert_eq!(s.poll_input(Instant::now()), 1);
         assert_eq!(s.destination(), phone.local_addr().unwrap());
-        stranger.send_to(&rtp(0, false, 2, 320, 78, &[0; 160]), ours).await.unwrap();
+        stranger
+            .send_to(&rtp(0, false, 2, 320, 78, &[0; 160]), ours)
+            .await
+            .unwrap();
         s.readable().await.unwrap();
         assert_eq!(s.poll_input(Instant::now()), 0);
         assert_eq!(s.stats().foreign, 1);
@@ -666,11 +703,23 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn digits_arrive_once_and_directions_gate_media() {
         let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut s = session_to(phone.local_addr().unwrap(), Codec::Pcmu, Direction::SendRecv);
+        let mut s = session_to(
+            phone.local_addr().unwrap(),
+            Codec::Pcmu,
+            Direction::SendRecv,
+        );
         let ours: SocketAddr = (localhost(), s.port()).into();
-        let end = TelephoneEvent { event: 11, end: true, volume: 10, duration: 800 };
+        let end = TelephoneEvent {
+            event: 11,
+            end: true,
+            volume: 10,
+            duration: 800,
+        };
         for seq in 0..3u16 {
-            phone.send_to(&rtp(101, seq == 0, seq, 4000, 5, &end.to_bytes()), ours).await.unwrap();
+            phone
+                .send_to(&rtp(101, seq == 0, seq, 4000, 5, &end.to_bytes()), ours)
+                .await
+                .unwrap();
         }
         let mut taken = 0;
         while taken < 3 {
@@ -703,14 +752,21 @@ pub(crate) mod tests {
     #[tokio::test(start_paused = true)]
     async fn rtp_timeout_counts_from_the_last_packet() {
         let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut s = session_to(phone.local_addr().unwrap(), Codec::Pcmu, Direction::SendRecv);
+        let mut s = session_to(
+            phone.local_addr().unwrap(),
+            Codec::Pcmu,
+            Direction::SendRecv,
+        );
         let timeout = Duration::from_secs(30);
         let start = Instant::now();
         assert!(!s.timed_out(start + Duration::from_secs(29), timeout));
         assert!(s.timed_out(start + Duration::from_secs(30), timeout));
         let ours: SocketAddr = (localhost(), s.port()).into();
         tokio::time::advance(Duration::from_secs(20)).await;
-        phone.send_to(&rtp(0, true, 1, 160, 77, &[0xff; 160]), ours).await.unwrap();
+        phone
+            .send_to(&rtp(0, true, 1, 160, 77, &[0xff; 160]), ours)
+            .await
+            .unwrap();
         s.readable().await.unwrap();
         let heard_at = Instant::now();
         assert_eq!(s.poll_input(heard_at), 1);
@@ -721,11 +777,18 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn lost_packets_are_concealed_then_silent() {
         let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut s = session_to(phone.local_addr().unwrap(), Codec::Pcmu, Direction::SendRecv);
+        let mut s = session_to(
+            phone.local_addr().unwrap(),
+            Codec::Pcmu,
+            Direction::SendRecv,
+        );
         let ours: SocketAddr = (localhost(), s.port()).into();
         let loud = [crate::media::g711::ulaw_encode(8000); 160];
         let t0 = Instant::now();
-        phone.send_to(&rtp(0, true, 1, 0, 9, &loud), ours).await.unwrap();
+        phone
+            .send_to(&rtp(0, true, 1, 0, 9, &loud), ours)
+            .await
+            .unwrap();
         s.readable().await.unwrap();
         s.poll_input(t0);
         let mut pcm = [0i16; 160];
@@ -736,7 +799,10 @@ pub(crate) mod tests {
             kinds.push(kind);
             levels.push(pcm.iter().map(|x| i32::from(*x).abs()).max().unwrap_or(0));
         }
-        let voice = kinds.iter().position(|k| *k == Heard::Voice).expect("the packet plays");
+        let voice = kinds
+            .iter()
+            .position(|k| *k == Heard::Voice)
+            .expect("the packet plays");
         assert_eq!(kinds[voice + 1], Heard::Concealed);
         assert_eq!(kinds[voice + 2], Heard::Concealed);
         assert_eq!(kinds[voice + 3], Heard::Silence);

@@ -412,7 +412,7 @@ impl SipCore {
             .headers
             .get(&Name::Via)
             .and_then(|v| {
-                super::uri::split_list(v)
+                super::syntax::split_list(v)
                     .first()
                     .and_then(|v| Via::parse(v))
             })

@@ -1,7 +1,7 @@
 //! Typed views of the header values we act on: Via, CSeq, Expires, digest credentials.
 
 use super::message::Method;
-use super::uri::{Params, param_value, parse_params, set_param, unquote, write_params};
+use super::syntax::{Params, param_value, parse_params, set_param, unquote, write_params};
 use std::fmt;
 
 pub const BRANCH_COOKIE: &str = "z9hG4bK";
@@ -36,7 +36,7 @@ impl Via {
         if !name.eq_ignore_ascii_case("SIP")
             || version != "2.0"
             || transport.is_empty()
-            || !transport.bytes().all(super::uri::is_token_byte)
+            || !transport.bytes().all(super::syntax::is_token_byte)
         {
             return None;
         }

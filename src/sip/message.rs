@@ -4,7 +4,8 @@
 //! take (IPv6 hosts, `tel:` URIs, unknown methods, folded header lines, compact header
 //! names). Everything SIP-specific stays in `src/sip/`, so a swap stays cheap.
 
-use super::uri::{Uri, UriError, is_token_byte};
+use super::syntax::is_token_byte;
+use super::uri::{Uri, UriError};
 use std::fmt::{self, Write as _};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -251,7 +252,7 @@ impl Headers {
             .filter(move |h| &h.name == name)
             .flat_map(move |h| {
                 if name.is_list() {
-                    super::uri::split_list(&h.value)
+                    super::syntax::split_list(&h.value)
                 } else {
                     vec![h.value.as_str()]
                 }

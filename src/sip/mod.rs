@@ -12,6 +12,7 @@ mod mwi;
 mod proxy;
 mod registrar;
 mod sdp;
+pub mod syntax;
 mod transaction;
 pub mod transport;
 mod uas;
@@ -537,7 +538,7 @@ impl SipCore {
         let branch = resp
             .headers
             .get(&Name::Via)
-            .and_then(|v| uri::split_list(v).first().and_then(|v| Via::parse(v)))
+            .and_then(|v| syntax::split_list(v).first().and_then(|v| Via::parse(v)))
             .and_then(|v| v.branch().map(str::to_owned));
         let method = resp
             .headers
@@ -785,7 +786,7 @@ impl SipCore {
         let Some(top) = headers
             .iter()
             .find(|(n, _)| *n == Name::Via)
-            .and_then(|(_, v)| uri::split_list(v).first().map(|v| v.to_string()))
+            .and_then(|(_, v)| syntax::split_list(v).first().map(|v| v.to_string()))
         else {
             tracing::debug!(error = %error, sip.remote = %origin.remote, "unparsable message dropped");
             return;
@@ -1026,7 +1027,7 @@ mod fuzz_tests {
             let _ = DigestCredentials::parse(&h.value);
             let _ = parse_cseq(&h.value);
             let _ = parse_delta_seconds(&h.value);
-            for item in uri::split_list(&h.value) {
+            for item in syntax::split_list(&h.value) {
                 let _ = uri::Uri::parse(item);
             }
         }

@@ -445,7 +445,10 @@ impl SipCore {
     pub(super) fn relay_response(&self, mut resp: Response, to: Origin) -> Arc<[u8]> {
         if let Some(i) = resp.headers.0.iter().position(|h| h.name == Name::Via) {
             let first = resp.headers.0[i].value.clone();
-            let rest: Vec<&str> = super::uri::split_list(&first).into_iter().skip(1).collect();
+            let rest: Vec<&str> = super::syntax::split_list(&first)
+                .into_iter()
+                .skip(1)
+                .collect();
             if rest.is_empty() {
                 resp.headers.0.remove(i);
             } else {
@@ -483,7 +486,7 @@ impl SipCore {
         let ours = self.advertised();
         let is_ours = |r: &str| NameAddr::parse(r).is_ok_and(|na| self.routes_to_us(&na.uri));
         while let Some(i) = out.headers.0.iter().position(|h| h.name == Name::Route) {
-            let routes: Vec<String> = super::uri::split_list(&out.headers.0[i].value)
+            let routes: Vec<String> = super::syntax::split_list(&out.headers.0[i].value)
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
@@ -498,7 +501,7 @@ impl SipCore {
         }
         // Stamp the sender's Via with where the request really came from.
         if let Some(i) = out.headers.0.iter().position(|h| h.name == Name::Via) {
-            let vias: Vec<&str> = super::uri::split_list(&out.headers.0[i].value);
+            let vias: Vec<&str> = super::syntax::split_list(&out.headers.0[i].value);
             if let Some(mut top) = vias.first().and_then(|v| Via::parse(v)) {
                 top.stamp_source(from.remote);
                 let mut value = top.to_string();

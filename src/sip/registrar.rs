@@ -3,8 +3,9 @@
 use super::auth::{self, NonceProblem};
 use super::headers::{DigestCredentials, parse_delta_seconds};
 use super::message::{Name, Request, Response};
+use super::syntax::param;
 use super::transport::Origin;
-use super::uri::{NameAddr, Scheme, Uri, param};
+use super::uri::{NameAddr, Scheme, Uri};
 use super::{RequestCtx, SipCore};
 use crate::auth::digest::{Algorithm, ResponseInput};
 use crate::service::{ContactChange, RegisterAction, RegisterInput, RegisterOutcome, SipAccount};

@@ -40,7 +40,7 @@ impl UasDialog {
             route_set: req
                 .headers
                 .all(&Name::RecordRoute)
-                .flat_map(super::uri::split_list)
+                .flat_map(super::syntax::split_list)
                 .map(str::to_owned)
                 .collect(),
             local: local_to.to_owned(),

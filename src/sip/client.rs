@@ -104,8 +104,8 @@ pub fn ack_for(invite: &Request, response: &Response) -> Request {
         .and_then(|c| c.split_whitespace().next())
         .unwrap_or("1");
     ack.headers.push(Name::CSeq, format!("{seq} ACK"));
-    for route in invite.headers.0.iter().filter(|h| h.name == Name::Route) {
-        ack.headers.push(Name::Route, route.value.clone());
+    for route in invite.headers.lines(&Name::Route) {
+        ack.headers.push(Name::Route, route);
     }
     ack.headers.push(Name::MaxForwards, "70");
     ack
@@ -134,8 +134,8 @@ pub fn cancel_for(invite: &Request) -> Request {
         .and_then(|c| c.split_whitespace().next())
         .unwrap_or("1");
     cancel.headers.push(Name::CSeq, format!("{seq} CANCEL"));
-    for route in invite.headers.0.iter().filter(|h| h.name == Name::Route) {
-        cancel.headers.push(Name::Route, route.value.clone());
+    for route in invite.headers.lines(&Name::Route) {
+        cancel.headers.push(Name::Route, route);
     }
     cancel.headers.push(Name::MaxForwards, "70");
     cancel

@@ -235,9 +235,103 @@ pub struct Header {
 
 /// Headers in order; a name may repeat.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<Header>);
+pub struct Headers(Vec<Header>);
 
 impl Headers {
+    /// Every header line, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Header> {
+        self.0.iter()
+    }
+
+    /// The lines of one header, as written (list headers not split).
+    pub fn lines<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| h.value.as_str())
+    }
+
+    /// Sets the first line of `name` to `value`, or appends one when there is none.
+    pub fn set(&mut self, name: Name, value: impl Into<String>) {
+        match self.0.iter_mut().find(|h| h.name == name) {
+            Some(h) => h.value = value.into(),
+            None => self.push(name, value),
+        }
+    }
+
+    /// Puts a line before every other (our Via on a request we forward).
+    pub fn prepend(&mut self, name: Name, value: impl Into<String>) {
+        self.0.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
+    }
+
+    /// Puts lines of `name` just above its existing ones (at the end when there are
+    /// none), in the order given: a Record-Route on top of those already there.
+    pub fn insert_above(&mut self, name: &Name, values: impl IntoIterator<Item = String>) {
+        let at = self
+            .0
+            .iter()
+            .position(|h| &h.name == name)
+            .unwrap_or(self.0.len());
+        for (i, value) in values.into_iter().enumerate() {
+            self.0.insert(
+                at + i,
+                Header {
+                    name: name.clone(),
+                    value,
+                },
+            );
+        }
+    }
+
+    /// The first value of a list header: the top Via, the top Route.
+    pub fn first_item(&self, name: &Name) -> Option<&str> {
+        self.get(name)
+            .and_then(|v| super::syntax::split_list(v).into_iter().next())
+    }
+
+    /// Replaces the first value of a list header (the rest of its line stays).
+    pub fn replace_first_item(&mut self, name: &Name, value: &str) {
+        if let Some(h) = self.0.iter_mut().find(|h| &h.name == name) {
+            let rest = super::syntax::split_list(&h.value)
+                .into_iter()
+                .skip(1)
+                .map(str::to_owned);
+            h.value = std::iter::once(value.to_owned())
+                .chain(rest)
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+    }
+
+    /// Removes the first value of a list header, and its line when nothing is left.
+    pub fn pop_first_item(&mut self, name: &Name) -> Option<String> {
+        let i = self.0.iter().position(|h| &h.name == name)?;
+        let items: Vec<String> = super::syntax::split_list(&self.0[i].value)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut items = items.into_iter();
+        let first = items.next();
+        let rest: Vec<String> = items.collect();
+        if rest.is_empty() {
+            self.0.remove(i);
+        } else {
+            self.0[i].value = rest.join(", ");
+        }
+        first
+    }
+
+    /// Keeps the lines `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&Header) -> bool) {
+        self.0.retain(keep);
+    }
+
     pub fn get(&self, name: &Name) -> Option<&str> {
         self.0
             .iter()
@@ -583,6 +677,49 @@ mod tests {
     fn content_length_cuts_a_longer_datagram_body() {
         let r = request("MESSAGE sip:b SIP/2.0\r\nContent-Length: 5\r\n\r\nhello world");
         assert_eq!(r.body, b"hello");
+    }
+
+    #[test]
+    fn list_headers_are_edited_by_item() {
+        let mut req = request(
+            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2\r\n\
+             Route: <sip:p1;lr>\r\nRoute: <sip:p2;lr>\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n\
+             Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let h = &mut req.headers;
+        assert_eq!(
+            h.first_item(&Name::Via),
+            Some("SIP/2.0/UDP a;branch=z9hG4bK1")
+        );
+        h.replace_first_item(&Name::Via, "SIP/2.0/UDP a;branch=z9hG4bK1;received=1.2.3.4");
+        assert_eq!(h.count(&Name::Via), 1);
+        assert_eq!(
+            h.pop_first_item(&Name::Via).as_deref(),
+            Some("SIP/2.0/UDP a;branch=z9hG4bK1;received=1.2.3.4")
+        );
+        assert_eq!(h.get(&Name::Via), Some("SIP/2.0/UDP b;branch=z9hG4bK2"));
+        assert_eq!(
+            h.pop_first_item(&Name::Route).as_deref(),
+            Some("<sip:p1;lr>")
+        );
+        assert_eq!(h.lines(&Name::Route).collect::<Vec<_>>(), ["<sip:p2;lr>"]);
+        h.prepend(Name::Via, "SIP/2.0/UDP us;branch=z9hG4bK3");
+        assert_eq!(
+            h.iter().next().map(|l| l.value.as_str()),
+            Some("SIP/2.0/UDP us;branch=z9hG4bK3")
+        );
+        h.insert_above(
+            &Name::Route,
+            ["<sip:x;lr>".to_owned(), "<sip:y;lr>".to_owned()],
+        );
+        assert_eq!(
+            h.lines(&Name::Route).collect::<Vec<_>>(),
+            ["<sip:x;lr>", "<sip:y;lr>", "<sip:p2;lr>"]
+        );
+        h.set(Name::From, "<sip:z@h>;tag=9");
+        assert_eq!(h.get(&Name::From), Some("<sip:z@h>;tag=9"));
+        h.retain(|l| l.name != Name::Route);
+        assert_eq!(h.count(&Name::Route), 0);
     }
 
     #[test]

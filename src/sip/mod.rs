@@ -1021,7 +1021,7 @@ mod fuzz_tests {
             return;
         };
         let _ = RequestCtx::parse(&req);
-        for h in &req.headers.0 {
+        for h in req.headers.iter() {
             let _ = Via::parse(&h.value);
             let _ = NameAddr::parse(&h.value);
             let _ = DigestCredentials::parse(&h.value);

@@ -443,18 +443,7 @@ impl SipCore {
     /// Relays a response from downstream to where its request came from, without our
     /// Via (§16.7 step 9).
     pub(super) fn relay_response(&self, mut resp: Response, to: Origin) -> Arc<[u8]> {
-        if let Some(i) = resp.headers.0.iter().position(|h| h.name == Name::Via) {
-            let first = resp.headers.0[i].value.clone();
-            let rest: Vec<&str> = super::syntax::split_list(&first)
-                .into_iter()
-                .skip(1)
-                .collect();
-            if rest.is_empty() {
-                resp.headers.0.remove(i);
-            } else {
-                resp.headers.0[i].value = rest.join(", ");
-            }
-        }
+        resp.headers.pop_first_item(&Name::Via);
         let bytes: Arc<[u8]> = resp.to_bytes().into();
         self.send(to, bytes.clone());
         bytes
@@ -485,41 +474,19 @@ impl SipCore {
         // them when we record-routed twice, RFC 5658).
         let ours = self.advertised();
         let is_ours = |r: &str| NameAddr::parse(r).is_ok_and(|na| self.routes_to_us(&na.uri));
-        while let Some(i) = out.headers.0.iter().position(|h| h.name == Name::Route) {
-            let routes: Vec<String> = super::syntax::split_list(&out.headers.0[i].value)
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            if !routes.first().is_some_and(|r| is_ours(r)) {
-                break;
-            }
-            if routes.len() == 1 {
-                out.headers.0.remove(i);
-            } else {
-                out.headers.0[i].value = routes[1..].join(", ");
-            }
+        while out.headers.first_item(&Name::Route).is_some_and(is_ours) {
+            out.headers.pop_first_item(&Name::Route);
         }
         // Stamp the sender's Via with where the request really came from.
-        if let Some(i) = out.headers.0.iter().position(|h| h.name == Name::Via) {
-            let vias: Vec<&str> = super::syntax::split_list(&out.headers.0[i].value);
-            if let Some(mut top) = vias.first().and_then(|v| Via::parse(v)) {
-                top.stamp_source(from.remote);
-                let mut value = top.to_string();
-                for v in vias.iter().skip(1) {
-                    value.push_str(", ");
-                    value.push_str(v);
-                }
-                out.headers.0[i].value = value;
-            }
+        if let Some(mut top) = out.headers.first_item(&Name::Via).and_then(Via::parse) {
+            top.stamp_source(from.remote);
+            out.headers.replace_first_item(&Name::Via, &top.to_string());
         }
         let branch = format!("z9hG4bK-{loop_mark}-{}", crate::ids::lower_alnum(12));
         let transport = super::via_transport(dest.transport);
-        out.headers.0.insert(
-            0,
-            super::message::Header {
-                name: Name::Via,
-                value: format!("SIP/2.0/{transport} {ours};branch={branch};rport"),
-            },
+        out.headers.prepend(
+            Name::Via,
+            format!("SIP/2.0/{transport} {ours};branch={branch};rport"),
         );
         (out, branch)
     }
@@ -702,14 +669,11 @@ impl CallRun<'_> {
             "Remote-Party-ID",
         ] {
             out.headers
-                .0
                 .retain(|h| !h.name.as_str().eq_ignore_ascii_case(name));
         }
         out.headers.remove(&Name::ProxyAuthorization);
         if let Some((from, pai)) = self.identity(towards_gateway) {
-            if let Some(h) = out.headers.0.iter_mut().find(|h| h.name == Name::From) {
-                h.value = from;
-            }
+            out.headers.set(Name::From, from);
             out.headers
                 .push(Name::Other("P-Asserted-Identity".into()), pai);
         }
@@ -721,21 +685,7 @@ impl CallRun<'_> {
         if caller_side != callee_side {
             entries.push(caller_side);
         }
-        let at = out
-            .headers
-            .0
-            .iter()
-            .position(|h| h.name == Name::RecordRoute)
-            .unwrap_or(out.headers.0.len());
-        for (i, value) in entries.into_iter().enumerate() {
-            out.headers.0.insert(
-                at + i,
-                super::message::Header {
-                    name: Name::RecordRoute,
-                    value,
-                },
-            );
-        }
+        out.headers.insert_above(&Name::RecordRoute, entries);
         if let Some((number, cause)) = original {
             let domain = &self.pbx.sip_domain;
             out.headers.push(

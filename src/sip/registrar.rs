@@ -59,10 +59,8 @@ impl SipCore {
         let realm = pbx.sip_domain.as_str();
         let presented: Vec<DigestCredentials> = req
             .headers
-            .0
-            .iter()
-            .filter(|h| &h.name == header)
-            .filter_map(|h| DigestCredentials::parse(&h.value))
+            .lines(header)
+            .filter_map(DigestCredentials::parse)
             .collect();
         // No credentials, or only schemes other than Digest: challenge (RFC 4475 §3.3.7).
         if presented.is_empty() {

@@ -142,7 +142,7 @@ pub async fn serve(
         advertise: opts.sip_advertise.clone(),
         rtp_ports,
         rtp_timeout: std::time::Duration::from_secs(opts.rtp_timeout.max(1)),
-        stream_limits: crate::sip::transport::StreamLimits {
+        stream_limits: crate::sip::stack::transport::StreamLimits {
             max_connections: opts.sip_max_connections.max(1),
             max_per_address: opts.sip_max_connections_per_address.max(1),
             message_timeout,
@@ -165,7 +165,7 @@ pub async fn serve(
         subscriptions: api::graphql::SubscriptionExecutor::new(schema.clone(), opts.event_buffer),
         schema,
         services: services.clone(),
-        sip: Some(sip.core.clone()),
+        sip: Some(sip.sip.clone()),
         shutdown: shutdown.clone(),
     };
     let listener = tokio::net::TcpListener::bind(opts.http)

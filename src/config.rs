@@ -115,7 +115,7 @@ pub struct ServeOpts {
     #[arg(
         long,
         env = "SWITCHBOARD_SIP_NONCE_TTL",
-        default_value_t = crate::sip::NONCE_LIFETIME_SECS,
+        default_value_t = crate::auth::digest::NONCE_LIFETIME_SECS,
         global = true
     )]
     pub sip_nonce_ttl: u64,

@@ -42,7 +42,7 @@ pub struct AppState {
     /// Runs websocket operations; shares one execution among identical subscriptions.
     pub subscriptions: graphql::SubscriptionExecutor,
     /// The SIP core, for SIP over WebSocket at `/sip`.
-    pub sip: Option<Arc<crate::sip::SipCore>>,
+    pub sip: Option<Arc<crate::sip::Sip>>,
     pub shutdown: CancellationToken,
 }
 
@@ -138,14 +138,14 @@ async fn sip_websocket(
         .get("sec-websocket-protocol")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("sip")));
-    let Some(core) = state.sip.clone() else {
+    let Some(sip) = state.sip.clone() else {
         return not_found().await.into_response();
     };
     if !offers_sip {
         return ApiError::bad_request("SIP over WebSocket needs the \"sip\" subprotocol")
             .into_response();
     }
-    let Some(flow) = core.admit_websocket(remote) else {
+    let Some(flow) = sip.admit_websocket(remote) else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_connections",
@@ -153,12 +153,10 @@ async fn sip_websocket(
         )
         .into_response();
     };
-    let (shutdown, secure) = (state.shutdown.clone(), secure.is_some());
+    let secure = secure.is_some();
     tune_websocket(upgrade)
         .protocols(["sip"])
-        .on_upgrade(move |socket| {
-            crate::sip::ws::serve(core, socket, remote, flow, secure, shutdown)
-        })
+        .on_upgrade(move |socket| sip.serve_websocket(socket, remote, flow, secure))
 }
 
 /// 200 when a round trip to the database succeeds within 2 s, else 503.

@@ -3,18 +3,19 @@
 //! an OPTIONS probe finds legs that vanished, and a maximum duration ends calls nobody
 //! hung up, so no extension stays busy forever.
 
-use super::client::ClientEvent;
 use super::headers::Via;
 use super::message::{Method, Name, Request};
-use super::transaction::TxKey;
-use super::transport::Origin;
+use super::stack::client::ClientEvent;
+use super::stack::transaction::TxKey;
+use super::stack::transport::Origin;
+use super::stack::{OwnDialog, RequestCtx, SipStack};
 use super::uri::Uri;
-use super::{RequestCtx, SipCore};
 use crate::domain::{Disposition, HangupSide};
-use crate::service::CallHandle;
+use crate::service::{CallHandle, Services};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One side of a dialog.
 pub struct Leg {
@@ -81,22 +82,52 @@ impl Dialog {
     }
 }
 
-/// Live dialogs by SIP Call-ID.
-#[derive(Default)]
+/// The dialogs application: answered calls by SIP Call-ID, and ringing calls' early
+/// dialogs.
 pub struct Dialogs {
+    stack: Arc<SipStack>,
+    services: Arc<Services>,
     by_call_id: Mutex<HashMap<String, Arc<Dialog>>>,
+    early: EarlyDialogs,
+    /// Calls longer than this are ended by us (nobody is on a call for four hours).
+    max_call_duration: Duration,
+    /// How often both legs of a call are probed with OPTIONS.
+    probe_interval: Duration,
 }
 
 impl Dialogs {
+    pub fn new(
+        stack: Arc<SipStack>,
+        services: Arc<Services>,
+        max_call_duration: Duration,
+        probe_interval: Duration,
+    ) -> Self {
+        Self {
+            stack,
+            services,
+            by_call_id: Default::default(),
+            early: Default::default(),
+            max_call_duration,
+            probe_interval,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Dialog>>> {
         self.by_call_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Remembers an answered call's dialog (before its 2xx is relayed, so the ACK
+    /// finds it); [`Dialogs::supervise`] then watches it until it ends.
     pub fn insert(&self, dialog: Arc<Dialog>) {
         self.lock().insert(dialog.call_id.clone(), dialog);
     }
 
-    pub fn get(&self, call_id: &str) -> Option<Arc<Dialog>> {
+    /// Whether `call_id` is an answered call we relay.
+    pub fn knows(&self, call_id: &str) -> bool {
+        self.lock().contains_key(call_id)
+    }
+
+    fn get(&self, call_id: &str) -> Option<Arc<Dialog>> {
         self.lock().get(call_id).cloned()
     }
 
@@ -104,8 +135,27 @@ impl Dialogs {
         self.lock().remove(call_id);
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Answered calls in progress.
+    pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Records a callee's early dialog (a provisional response with a To tag).
+    pub fn note_early(
+        &self,
+        call_id: &str,
+        caller_tag: &str,
+        caller: Origin,
+        callee_tag: &str,
+        callee: Origin,
+    ) {
+        self.early
+            .note(call_id, caller_tag, caller, callee_tag, callee);
+    }
+
+    /// Forgets a call's early dialogs once its INVITE has its final answer.
+    pub fn forget_early(&self, call_id: &str) {
+        self.early.forget(call_id);
     }
 }
 
@@ -120,7 +170,7 @@ struct EarlyCall {
 /// Calls still ringing, by Call-ID, so that requests within an early dialog (PRACK for
 /// a reliable provisional, UPDATE) are relayed before the answer.
 #[derive(Default)]
-pub struct EarlyDialogs {
+struct EarlyDialogs {
     by_call_id: Mutex<HashMap<String, EarlyCall>>,
 }
 
@@ -130,7 +180,7 @@ impl EarlyDialogs {
     }
 
     /// Records a callee's early dialog (a provisional response with a To tag).
-    pub fn note(
+    fn note(
         &self,
         call_id: &str,
         caller_tag: &str,
@@ -152,7 +202,7 @@ impl EarlyDialogs {
     }
 
     /// Forgets a call's early dialogs once its INVITE has its final answer.
-    pub fn forget(&self, call_id: &str) {
+    fn forget(&self, call_id: &str) {
         self.lock().remove(call_id);
     }
 
@@ -172,40 +222,27 @@ impl EarlyDialogs {
     }
 }
 
-impl SipCore {
-    /// A request with a To tag: relay it to the other leg of its dialog (answered, or
-    /// still early), or answer it for a dialog of ours (voicemail, MWI).
-    pub(super) async fn in_dialog(
+impl Dialogs {
+    /// A request with a To tag for a call we relay: on to the other leg of its dialog
+    /// (answered, or still early), or 481 when there is none.
+    pub async fn relay(
         self: &Arc<Self>,
         req: Request,
         ctx: RequestCtx,
         origin: Origin,
         key: Option<TxKey>,
     ) {
-        let ours =
-            self.voicemail.get(&ctx.call_id).is_some() || self.mwi.get(&ctx.call_id).is_some();
-        // Require is for the UAS: us in our own dialogs; Proxy-Require when we relay.
-        let requirement = if ours {
-            Name::Require
-        } else {
-            Name::ProxyRequire
-        };
+        // Proxy-Require is ours to check; Require is the other leg's (RFC 3261 §16.3).
         if let Some(key) = key
-            && let Some(resp) = self.unsupported(&req, &ctx, origin, &requirement)
+            && let Some(resp) = self
+                .stack
+                .unsupported(&req, &ctx, origin, &Name::ProxyRequire)
         {
-            return self.finish(key, origin, resp);
-        }
-        if let Some(vm) = self.voicemail.get(&ctx.call_id) {
-            return self.voicemail_request(&vm, &req, &ctx, origin, key);
-        }
-        if let Some(sub) = self.mwi.get(&ctx.call_id) {
-            return self
-                .subscription_request(sub, &req, &ctx, origin, key)
-                .await;
+            return self.stack.finish(key, origin, resp);
         }
         let from_tag = ctx.from.tag().unwrap_or_default();
         let to_tag = ctx.to.tag().unwrap_or_default();
-        let dialog = self.dialogs.get(&ctx.call_id);
+        let dialog = self.get(&ctx.call_id);
         let route = match &dialog {
             Some(dialog) if from_tag == dialog.caller.tag => {
                 dialog.caller.cseq.fetch_max(ctx.cseq, Ordering::Relaxed);
@@ -224,25 +261,27 @@ impl SipCore {
         let Some((dest, side)) = route else {
             if let Some(key) = key {
                 let resp =
-                    self.response(&req, &ctx, origin, 481, "Call/Transaction Does Not Exist");
-                self.finish(key, origin, resp);
+                    self.stack
+                        .response(&req, &ctx, origin, 481, "Call/Transaction Does Not Exist");
+                self.stack.finish(key, origin, resp);
             }
             return;
         };
-        let mark = self.loop_mark(&req, &ctx);
-        let (out, branch) = self.forward_request(&req, origin, req.uri.clone(), dest, &mark);
+        let (out, branch) = self
+            .stack
+            .forward_request(&req, &ctx, origin, req.uri.clone(), dest);
         let Some(key) = key else {
             // ACK for a 2xx: end to end, no response, no transaction.
-            self.send_to(dest, out.to_bytes().into());
+            self.stack.send_to(dest, out.to_bytes().into());
             return;
         };
         let is_bye = req.method == Method::Bye;
-        let mut events = self.start_client(out, branch, dest);
+        let mut events = self.stack.start_client(out, branch, dest);
         let final_response = loop {
             match events.recv().await {
                 Some(ClientEvent::Response(resp)) if resp.status < 200 => {
-                    let bytes = self.relay_response(resp, origin);
-                    self.transactions.provisional(key, bytes);
+                    let bytes = self.stack.relay_response(resp, origin);
+                    self.stack.provisional(key, bytes);
                 }
                 Some(ClientEvent::Response(resp)) => break Some(resp),
                 Some(ClientEvent::Timeout) | None => break None,
@@ -251,12 +290,15 @@ impl SipCore {
         match final_response {
             Some(resp) => {
                 let status = resp.status;
-                let bytes = self.relay_response(resp, origin);
-                self.complete(key, origin, bytes, status, req.method == Method::Invite);
+                let bytes = self.stack.relay_response(resp, origin);
+                self.stack
+                    .complete(key, origin, bytes, status, req.method == Method::Invite);
             }
             None => {
-                let resp = self.response(&req, &ctx, origin, 408, "Request Timeout");
-                self.finish(key, origin, resp);
+                let resp = self
+                    .stack
+                    .response(&req, &ctx, origin, 408, "Request Timeout");
+                self.stack.finish(key, origin, resp);
             }
         }
         if is_bye && let Some(dialog) = dialog {
@@ -269,7 +311,7 @@ impl SipCore {
         if dialog.ended.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.dialogs.remove(&dialog.call_id);
+        self.remove(&dialog.call_id);
         dialog.ended_signal.notify_waiters();
         if let Err(e) = self
             .services
@@ -304,10 +346,10 @@ impl SipCore {
             )
         };
         let cseq = seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let (req, branch) = self.own_request(
+        let (req, branch) = self.stack.own_request(
             method,
             target.contact.clone(),
-            super::OwnDialog {
+            OwnDialog {
                 from: &from,
                 to: &to,
                 call_id: &dialog.call_id,
@@ -326,18 +368,19 @@ impl SipCore {
         method: Method,
     ) -> Option<u16> {
         let (req, branch, dest) = self.in_dialog_request(dialog, to_callee, method);
-        self.send_and_wait(req, branch, dest).await
+        self.stack.send_and_wait(req, branch, dest).await
     }
 
     /// Watches a dialog until it ends: OPTIONS probes on both legs, and a maximum
     /// duration. A leg that answers 481 or 408 (or not at all) is gone: the call is
     /// ended and the other leg gets a BYE.
-    pub(super) fn supervise(self: Arc<Self>, dialog: Arc<Dialog>) {
+    pub fn supervise(self: &Arc<Self>, dialog: Arc<Dialog>) {
+        let dialogs = self.clone();
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + self.config.max_call_duration;
+            let deadline = tokio::time::Instant::now() + dialogs.max_call_duration;
             let mut probes = tokio::time::interval_at(
-                tokio::time::Instant::now() + self.config.probe_interval,
-                self.config.probe_interval,
+                tokio::time::Instant::now() + dialogs.probe_interval,
+                dialogs.probe_interval,
             );
             loop {
                 if dialog.ended.load(Ordering::Acquire) {
@@ -347,18 +390,18 @@ impl SipCore {
                     () = dialog.ended_signal.notified() => return,
                     () = tokio::time::sleep_until(deadline) => {
                         tracing::info!(sip.call_id = %dialog.call_id, "call reached its maximum duration");
-                        self.hang_up(&dialog, true, true, "max-duration").await;
+                        dialogs.hang_up(&dialog, true, true, "max-duration").await;
                         return;
                     }
                     _ = probes.tick() => {
                         for to_callee in [true, false] {
-                            let status = self.probe(&dialog, to_callee, Method::Options).await;
+                            let status = dialogs.probe(&dialog, to_callee, Method::Options).await;
                             if dialog.ended.load(Ordering::Acquire) {
                                 return;
                             }
                             if matches!(status, None | Some(408 | 481)) {
                                 tracing::info!(sip.call_id = %dialog.call_id, to_callee, ?status, "call leg gone");
-                                self.hang_up(&dialog, !to_callee, to_callee, "probe-failed").await;
+                                dialogs.hang_up(&dialog, !to_callee, to_callee, "probe-failed").await;
                                 return;
                             }
                         }
@@ -398,7 +441,7 @@ impl SipCore {
 
     /// A response no client transaction claimed: a retransmitted 2xx of an answered
     /// INVITE goes on to the caller; anything else is dropped.
-    pub(super) fn stray_response(&self, resp: super::message::Response) {
+    pub fn stray_response(&self, resp: super::message::Response) {
         let Some(call_id) = resp.headers.get(&Name::CallId) else {
             return;
         };
@@ -416,12 +459,12 @@ impl SipCore {
                     .first()
                     .and_then(|v| Via::parse(v))
             })
-            .is_some_and(|v| v.sent_by() == self.advertised());
+            .is_some_and(|v| v.sent_by() == self.stack.advertised());
         if !is_invite_2xx || !ours {
             return;
         }
-        if let Some(dialog) = self.dialogs.get(call_id) {
-            self.relay_response(resp, dialog.caller.origin);
+        if let Some(dialog) = self.get(call_id) {
+            self.stack.relay_response(resp, dialog.caller.origin);
         }
     }
 }

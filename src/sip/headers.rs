@@ -1,7 +1,7 @@
-//! Typed views of the header values we act on: Via, CSeq, Expires, digest credentials.
+//! Typed views of the header values we act on: Via, CSeq, Expires.
 
 use super::message::Method;
-use super::syntax::{Params, param_value, parse_params, set_param, unquote, write_params};
+use super::syntax::{Params, param_value, parse_params, set_param, write_params};
 use std::fmt;
 
 pub const BRANCH_COOKIE: &str = "z9hG4bK";
@@ -142,106 +142,6 @@ pub fn parse_delta_seconds(raw: &str) -> Option<u32> {
     )
 }
 
-/// Parsed `Digest` credentials (Authorization / Proxy-Authorization).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DigestCredentials {
-    pub username: String,
-    pub realm: String,
-    pub nonce: String,
-    pub uri: String,
-    pub response: String,
-    pub algorithm: Option<String>,
-    pub cnonce: Option<String>,
-    pub qop: Option<String>,
-    pub nc: Option<String>,
-    pub opaque: Option<String>,
-}
-
-/// Splits `k=v, k="v, w"` into pairs, honouring quotes and escapes.
-fn auth_params(raw: &str) -> Option<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let bytes = raw.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        while i < bytes.len() && (bytes[i] == b',' || bytes[i].is_ascii_whitespace()) {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            break;
-        }
-        let key_start = i;
-        while i < bytes.len() && bytes[i] != b'=' {
-            i += 1;
-        }
-        let key = raw.get(key_start..i)?.trim().to_ascii_lowercase();
-        if key.is_empty() || i >= bytes.len() {
-            return None;
-        }
-        i += 1;
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let value = if bytes.get(i) == Some(&b'"') {
-            i += 1;
-            let start = i;
-            let mut escaped = false;
-            while i < bytes.len() {
-                match bytes[i] {
-                    _ if escaped => escaped = false,
-                    b'\\' => escaped = true,
-                    b'"' => break,
-                    _ => {}
-                }
-                i += 1;
-            }
-            if i >= bytes.len() {
-                return None;
-            }
-            let v = unquote(raw.get(start..i)?);
-            i += 1;
-            v
-        } else {
-            let start = i;
-            while i < bytes.len() && bytes[i] != b',' {
-                i += 1;
-            }
-            raw.get(start..i)?.trim().to_owned()
-        };
-        out.push((key, value));
-    }
-    Some(out)
-}
-
-impl DigestCredentials {
-    pub fn parse(raw: &str) -> Option<DigestCredentials> {
-        let raw = raw.trim();
-        let (scheme, rest) = raw.split_once(|c: char| c.is_ascii_whitespace())?;
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return None;
-        }
-        let mut c = DigestCredentials::default();
-        for (k, v) in auth_params(rest)? {
-            match k.as_str() {
-                "username" => c.username = v,
-                "realm" => c.realm = v,
-                "nonce" => c.nonce = v,
-                "uri" => c.uri = v,
-                "response" => c.response = v.to_ascii_lowercase(),
-                "algorithm" => c.algorithm = Some(v),
-                "cnonce" => c.cnonce = Some(v),
-                "qop" => c.qop = Some(v),
-                "nc" => c.nc = Some(v),
-                "opaque" => c.opaque = Some(v),
-                _ => {}
-            }
-        }
-        if c.username.is_empty() || c.nonce.is_empty() || c.response.is_empty() {
-            return None;
-        }
-        Some(c)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,28 +208,5 @@ mod tests {
         assert_eq!(parse_delta_seconds("99999999999999999999"), Some(u32::MAX));
         assert_eq!(parse_delta_seconds("-1"), None);
         assert_eq!(parse_delta_seconds(""), None);
-    }
-
-    #[test]
-    fn digest_credentials_parse_with_quotes_and_commas() {
-        let c = DigestCredentials::parse(
-            "Digest username=\"101_abc\", realm=\"pbx, inc\",nonce=\"n1\", uri=\"sip:127.0.0.1\", \
-             response=\"ABCDEF\", algorithm=SHA-256, cnonce=\"c\\\"q\", qop=auth, nc=00000001",
-        )
-        .unwrap();
-        assert_eq!(c.username, "101_abc");
-        assert_eq!(c.realm, "pbx, inc");
-        assert_eq!(c.response, "abcdef");
-        assert_eq!(c.algorithm.as_deref(), Some("SHA-256"));
-        assert_eq!(c.cnonce.as_deref(), Some("c\"q"));
-        assert_eq!(c.nc.as_deref(), Some("00000001"));
-        for bad in [
-            "Basic abc",
-            "Digest",
-            "Digest username=\"x",
-            "Digest realm=r, nonce=n, response=r",
-        ] {
-            assert!(DigestCredentials::parse(bad).is_none(), "{bad}");
-        }
     }
 }

@@ -5,13 +5,15 @@
 //! on every count change, and when they register while the mailbox holds messages (or
 //! their lamp was last lit, so it can go out).
 
+use super::authenticate::DigestAuth;
+use super::location;
 use super::message::{Method, Name, Request, Response};
-use super::transaction::TxKey;
-use super::transport::Origin;
+use super::stack::transaction::TxKey;
+use super::stack::transport::Origin;
+use super::stack::{OwnDialog, RequestCtx, SipStack, random_tag};
 use super::uas::UasDialog;
 use super::uri::{NameAddr, Uri};
-use super::{OwnDialog, RequestCtx, SipCore};
-use crate::service::VoicemailChange;
+use crate::service::{Services, VoicemailChange};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
@@ -34,9 +36,12 @@ pub struct Subscription {
     sending: tokio::sync::Mutex<()>,
 }
 
-/// Live subscriptions, counts as last seen, and devices whose lamp we lit.
-#[derive(Default)]
+/// The MWI application: live subscriptions, counts as last seen, and devices whose lamp
+/// we lit.
 pub struct Mwi {
+    stack: Arc<SipStack>,
+    services: Arc<Services>,
+    auth: Arc<DigestAuth>,
     by_call_id: Mutex<HashMap<String, Arc<Subscription>>>,
     /// extension id → (new, old)
     counts: Mutex<HashMap<String, (u32, u32)>>,
@@ -50,7 +55,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Mwi {
-    pub fn get(&self, call_id: &str) -> Option<Arc<Subscription>> {
+    pub fn new(stack: Arc<SipStack>, services: Arc<Services>, auth: Arc<DigestAuth>) -> Self {
+        Self {
+            stack,
+            services,
+            auth,
+            by_call_id: Default::default(),
+            counts: Default::default(),
+            lit: Default::default(),
+        }
+    }
+
+    /// Whether `call_id` is one of our subscriptions' dialogs.
+    pub fn knows(&self, call_id: &str) -> bool {
+        lock(&self.by_call_id).contains_key(call_id)
+    }
+
+    fn get(&self, call_id: &str) -> Option<Arc<Subscription>> {
         lock(&self.by_call_id).get(call_id).cloned()
     }
 
@@ -64,8 +85,38 @@ impl Mwi {
             .collect()
     }
 
+    /// Live subscriptions.
     pub fn len(&self) -> usize {
         lock(&self.by_call_id).len()
+    }
+
+    /// Listens to the bus for mailbox changes until the server stops.
+    pub fn listen(self: &Arc<Self>) {
+        let mwi = self.clone();
+        let mut events = self
+            .services
+            .bus
+            .subscribe(None, |e| matches!(e, crate::events::Event::Voicemail(_)));
+        let stop = self.stack.shutdown().clone();
+        tokio::spawn(async move {
+            loop {
+                let envelope = tokio::select! {
+                    received = events.receiver.recv() => received,
+                    () = stop.cancelled() => return,
+                };
+                match envelope {
+                    Ok(envelope) => {
+                        if let crate::events::Event::Voicemail(change) = &envelope.event {
+                            mwi.on_voicemail_change(change).await;
+                        }
+                    }
+                    Err(crate::events::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "MWI fell behind the event bus");
+                    }
+                    Err(crate::events::RecvError::Closed) => return,
+                }
+            }
+        });
     }
 }
 
@@ -83,9 +134,9 @@ fn is_mwi_event(raw: Option<&str>) -> bool {
         .is_some_and(|e| e.trim().eq_ignore_ascii_case(EVENT))
 }
 
-impl SipCore {
+impl Mwi {
     /// A SUBSCRIBE outside a dialog.
-    pub(super) async fn subscribe(
+    pub async fn subscribe(
         self: &Arc<Self>,
         req: &Request,
         ctx: &RequestCtx,
@@ -94,10 +145,10 @@ impl SipCore {
     ) {
         match self.new_subscription(req, ctx, origin).await {
             Ok((resp, sub)) => {
-                self.finish(key, origin, resp);
+                self.stack.finish(key, origin, resp);
                 self.notify_subscriber(sub).await;
             }
-            Err(resp) => self.finish(key, origin, resp),
+            Err(resp) => self.stack.finish(key, origin, resp),
         }
     }
 
@@ -108,18 +159,19 @@ impl SipCore {
         origin: Origin,
     ) -> Result<(Response, Arc<Subscription>), Response> {
         if !is_mwi_event(req.headers.get(&Name::Event)) {
-            let mut resp = self.response(req, ctx, origin, 489, "Bad Event");
+            let mut resp = self.stack.response(req, ctx, origin, 489, "Bad Event");
             resp.headers.push(Name::AllowEvents, EVENT);
             return Err(resp);
         }
         let (pbx, account) = self
+            .auth
             .user_agent_account(req, ctx, origin)
             .await
             .map_err(|resp| *resp)?;
         // Only one's own mailbox.
         let wanted = req.uri.user_unescaped().unwrap_or_default();
         if wanted != account.number && wanted != account.sip_username {
-            return Err(self.warned(
+            return Err(self.stack.warned(
                 req,
                 ctx,
                 origin,
@@ -131,7 +183,9 @@ impl SipCore {
         let expires = match requested_expires(req) {
             Ok(e) => e,
             Err(resp_status) => {
-                let mut resp = self.response(req, ctx, origin, resp_status, "Interval Too Brief");
+                let mut resp =
+                    self.stack
+                        .response(req, ctx, origin, resp_status, "Interval Too Brief");
                 resp.headers.push(Name::MinExpires, MIN_EXPIRES.to_string());
                 return Err(resp);
             }
@@ -142,13 +196,15 @@ impl SipCore {
             .and_then(|c| NameAddr::parse(c).ok())
             .is_none()
         {
-            return Err(self.response(req, ctx, origin, 400, "Missing Contact"));
+            return Err(self
+                .stack
+                .response(req, ctx, origin, 400, "Missing Contact"));
         }
-        let mut resp = self.response(req, ctx, origin, 200, "OK");
+        let mut resp = self.stack.response(req, ctx, origin, 200, "OK");
         resp.headers.push(Name::Expires, expires.to_string());
         resp.headers.push(
             Name::Contact,
-            format!("<sip:{}@{}>", account.number, self.advertised()),
+            format!("<sip:{}@{}>", account.number, self.stack.advertised()),
         );
         let local = resp.headers.get(&Name::To).unwrap_or_default().to_owned();
         let sub = Arc::new(Subscription {
@@ -160,29 +216,30 @@ impl SipCore {
             sending: tokio::sync::Mutex::new(()),
         });
         if expires > 0 {
-            lock(&self.mwi.by_call_id).insert(sub.dialog.call_id.clone(), sub.clone());
+            lock(&self.by_call_id).insert(sub.dialog.call_id.clone(), sub.clone());
         }
         // Expires 0 is a fetch: one NOTIFY (terminated), no subscription.
         Ok((resp, sub))
     }
 
-    /// A request in a subscription's dialog: a refresh or an unsubscribe.
-    pub(super) async fn subscription_request(
+    /// A request in one of our subscriptions' dialogs: a refresh or an unsubscribe.
+    pub async fn request(
         self: &Arc<Self>,
-        sub: Arc<Subscription>,
         req: &Request,
         ctx: &RequestCtx,
         origin: Origin,
         key: Option<TxKey>,
     ) {
-        let Some(key) = key else { return };
+        let (Some(key), Some(sub)) = (key, self.get(&ctx.call_id)) else {
+            return;
+        };
         if !sub.dialog.is_from_peer(ctx) || req.method != Method::Subscribe {
             let status = if req.method == Method::Subscribe {
                 481
             } else {
                 405
             };
-            let mut resp = self.response(
+            let mut resp = self.stack.response(
                 req,
                 ctx,
                 origin,
@@ -196,34 +253,36 @@ impl SipCore {
             if status == 405 {
                 resp.headers.push(Name::Allow, "SUBSCRIBE");
             }
-            return self.finish(key, origin, resp);
+            return self.stack.finish(key, origin, resp);
         }
         let expires = match requested_expires(req) {
             Ok(e) => e,
             Err(status) => {
-                let mut resp = self.response(req, ctx, origin, status, "Interval Too Brief");
+                let mut resp = self
+                    .stack
+                    .response(req, ctx, origin, status, "Interval Too Brief");
                 resp.headers.push(Name::MinExpires, MIN_EXPIRES.to_string());
-                return self.finish(key, origin, resp);
+                return self.stack.finish(key, origin, resp);
             }
         };
         *lock(&sub.expires_at) = Instant::now() + Duration::from_secs(expires.into());
         if expires == 0 {
-            lock(&self.mwi.by_call_id).remove(&sub.dialog.call_id);
+            lock(&self.by_call_id).remove(&sub.dialog.call_id);
         }
-        let mut resp = self.response(req, ctx, origin, 200, "OK");
+        let mut resp = self.stack.response(req, ctx, origin, 200, "OK");
         resp.headers.push(Name::Expires, expires.to_string());
-        self.finish(key, origin, resp);
+        self.stack.finish(key, origin, resp);
         self.notify_subscriber(sub).await;
     }
 
     /// The counts of an extension's mailbox (cached; the bus keeps them current).
     async fn mwi_counts(&self, pbx_id: &str, extension_id: &str) -> Option<(u32, u32)> {
-        if let Some(c) = lock(&self.mwi.counts).get(extension_id) {
+        if let Some(c) = lock(&self.counts).get(extension_id) {
             return Some(*c);
         }
         match self.services.mailbox_counts(pbx_id, extension_id).await {
             Ok(c) => {
-                lock(&self.mwi.counts)
+                lock(&self.counts)
                     .entry(extension_id.to_owned())
                     .or_insert(c);
                 Some(c)
@@ -248,18 +307,21 @@ impl SipCore {
         } else {
             format!("active;expires={}", remaining.as_secs().max(1))
         };
-        let (mut req, branch) = self.dialog_request(&sub.dialog, Method::Notify);
+        let (mut req, branch) = sub.dialog.request(&self.stack, Method::Notify);
         req.headers.push(
             Name::Contact,
-            format!("<sip:voicemail@{}>", self.advertised()),
+            format!("<sip:voicemail@{}>", self.stack.advertised()),
         );
         req.headers.push(Name::Event, EVENT);
         req.headers.push(Name::SubscriptionState, state);
         req.headers.push(Name::ContentType, CONTENT_TYPE);
         req.body = summary(&sub.account, new, old).into_bytes();
-        let status = self.send_and_wait(req, branch, sub.dialog.origin).await;
+        let status = self
+            .stack
+            .send_and_wait(req, branch, sub.dialog.origin)
+            .await;
         if matches!(status, None | Some(481 | 404 | 410)) {
-            lock(&self.mwi.by_call_id).remove(&sub.dialog.call_id);
+            lock(&self.by_call_id).remove(&sub.dialog.call_id);
         }
     }
 
@@ -274,18 +336,18 @@ impl SipCore {
     ) {
         let key = contact.to_string();
         {
-            let mut lit = lock(&self.mwi.lit);
+            let mut lit = lock(&self.lit);
             if new > 0 {
                 lit.insert(key);
             } else {
                 lit.remove(&key);
             }
         }
-        let tag = super::random_tag();
+        let tag = random_tag();
         let from = format!("<{account}>;tag={tag}");
         let to = format!("<{account}>");
         let call_id = format!("mwi-{}", crate::ids::lower_alnum(16));
-        let (mut req, branch) = self.own_request(
+        let (mut req, branch) = self.stack.own_request(
             Method::Notify,
             contact,
             OwnDialog {
@@ -300,37 +362,39 @@ impl SipCore {
         req.headers.push(Name::SubscriptionState, "active");
         req.headers.push(Name::ContentType, CONTENT_TYPE);
         req.body = summary(account, new, old).into_bytes();
-        let _ = self.send_and_wait(req, branch, dest).await;
+        let _ = self.stack.send_and_wait(req, branch, dest).await;
     }
 
     /// Counts changed: every subscriber and every registered device of the extension
     /// hears of it (a device with its own subscription only once).
-    pub(super) async fn on_voicemail_change(self: &Arc<Self>, change: &VoicemailChange) {
-        lock(&self.mwi.counts).insert(
+    async fn on_voicemail_change(self: &Arc<Self>, change: &VoicemailChange) {
+        lock(&self.counts).insert(
             change.extension.id.clone(),
             (change.new_messages, change.old_messages),
         );
-        let subs = self.mwi.of_extension(&change.extension.id);
+        let subs = self.of_extension(&change.extension.id);
         let subscribed: HashSet<std::net::SocketAddr> =
             subs.iter().map(|s| s.dialog.origin.remote).collect();
         for sub in subs {
-            let core = self.clone();
-            tokio::spawn(async move { core.notify_subscriber(sub).await });
+            let mwi = self.clone();
+            tokio::spawn(async move { mwi.notify_subscriber(sub).await });
         }
         let Some(domain) = self.pbx_domain(&change.pbx_id).await else {
             return;
         };
         let account = format!("sip:{}@{domain}", change.extension.number);
-        for (contact, dest) in self.device_destinations(&change.extension.id) {
+        for (contact, dest) in
+            location::device_destinations(&self.stack, &self.services, &change.extension.id)
+        {
             if subscribed.contains(&dest.remote) {
                 continue;
             }
-            let core = self.clone();
+            let mwi = self.clone();
             let account = account.clone();
             let (pbx_id, extension_id) = (change.pbx_id.clone(), change.extension.id.clone());
             tokio::spawn(async move {
-                if let Some((new, old)) = core.mwi_counts(&pbx_id, &extension_id).await {
-                    core.notify_device(contact, dest, &account, new, old).await;
+                if let Some((new, old)) = mwi.mwi_counts(&pbx_id, &extension_id).await {
+                    mwi.notify_device(contact, dest, &account, new, old).await;
                 }
             });
         }
@@ -338,7 +402,7 @@ impl SipCore {
 
     /// After a registration: the device learns the mailbox state when there is
     /// something to show (or its lamp is lit and should go out).
-    pub(super) async fn mwi_on_register(
+    pub async fn on_register(
         self: &Arc<Self>,
         pbx_id: &str,
         domain: &str,
@@ -350,11 +414,13 @@ impl SipCore {
             return;
         };
         let account = format!("sip:{number}@{domain}");
-        for (contact, dest) in self.device_destinations(extension_id) {
+        for (contact, dest) in
+            location::device_destinations(&self.stack, &self.services, extension_id)
+        {
             if !contacts.iter().any(|c| c.equivalent(&contact)) {
                 continue;
             }
-            let lit = lock(&self.mwi.lit).contains(&contact.to_string());
+            let lit = lock(&self.lit).contains(&contact.to_string());
             if new + old > 0 || lit {
                 self.notify_device(contact, dest, &account, new, old).await;
             }

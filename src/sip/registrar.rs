@@ -1,15 +1,15 @@
-//! REGISTER (RFC 3261 §10.3): digest authentication, then bindings.
+//! The registrar (RFC 3261 §10.3): REGISTER, digest-authenticated, becomes bindings in
+//! the service layer, which owns them; the registrar only reads and answers SIP.
 
-use super::auth::{self, NonceProblem};
-use super::headers::{DigestCredentials, parse_delta_seconds};
+use super::authenticate::DigestAuth;
+use super::headers::parse_delta_seconds;
 use super::message::{Name, Request, Response};
+use super::mwi::Mwi;
+use super::stack::transport::Origin;
+use super::stack::{RequestCtx, SipStack};
 use super::syntax::param;
-use super::transport::Origin;
 use super::uri::{NameAddr, Scheme, Uri};
-use super::{RequestCtx, SipCore};
-use crate::auth::digest::{Algorithm, ResponseInput};
-use crate::service::{ContactChange, RegisterAction, RegisterInput, RegisterOutcome, SipAccount};
-use crate::store::pbx::Pbx;
+use crate::service::{ContactChange, RegisterAction, RegisterInput, RegisterOutcome, Services};
 use std::sync::Arc;
 
 pub const DEFAULT_EXPIRES: u32 = 3600;
@@ -17,244 +17,35 @@ pub const DEFAULT_EXPIRES: u32 = 3600;
 pub const MIN_EXPIRES: u32 = 60;
 pub const MAX_EXPIRES: u32 = 7200;
 
-/// The result of checking a request's credentials.
-pub enum AuthOutcome {
-    Ok(Arc<SipAccount>),
-    /// No (usable) credentials: challenge. `stale` when the digest was right but the
-    /// nonce had expired.
-    Challenge {
-        stale: bool,
-    },
-    /// Wrong credentials: challenge again, and count and log the failure.
-    Failure {
-        user: String,
-        reason: &'static str,
-    },
-    BadRequest(&'static str),
+pub struct Registrar {
+    stack: Arc<SipStack>,
+    services: Arc<Services>,
+    auth: Arc<DigestAuth>,
+    /// Told of each registration, so a phone's message lamp is set at once.
+    mwi: Arc<Mwi>,
+    /// The shortest registration accepted (seconds); shorter ones get 423.
+    min_expires: u32,
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Whether the digest `uri` names the same resource as the Request-URI (parameters
-/// aside: phones add `;transport=…` to one and not the other).
-fn same_target(digest_uri: &str, request_uri: &Uri) -> bool {
-    match Uri::parse(digest_uri) {
-        Ok(u) => {
-            u.scheme == request_uri.scheme
-                && u.user_unescaped() == request_uri.user_unescaped()
-                && u.host.eq_ignore_ascii_case(&request_uri.host)
-                && u.port.unwrap_or(5060) == request_uri.port.unwrap_or(5060)
-        }
-        Err(_) => false,
-    }
-}
-
-impl SipCore {
-    /// Checks `Authorization` (or `Proxy-Authorization`) credentials against `pbx`.
-    pub async fn authenticate(&self, req: &Request, pbx: &Pbx, header: &Name) -> AuthOutcome {
-        let realm = pbx.sip_domain.as_str();
-        let presented: Vec<DigestCredentials> = req
-            .headers
-            .lines(header)
-            .filter_map(DigestCredentials::parse)
-            .collect();
-        // No credentials, or only schemes other than Digest: challenge (RFC 4475 §3.3.7).
-        if presented.is_empty() {
-            return AuthOutcome::Challenge { stale: false };
-        }
-        let Some(creds) = presented.iter().find(|c| c.realm == realm) else {
-            return AuthOutcome::Failure {
-                user: presented[0].username.clone(),
-                reason: "realm_mismatch",
-            };
-        };
-        let fail = |reason| AuthOutcome::Failure {
-            user: creds.username.clone(),
-            reason,
-        };
-        // Any algorithm we know is accepted, offered or not: the nonce does not depend
-        // on it, and a phone that can do SHA-256 should not be turned away for it.
-        let Some(algorithm) = auth::algorithm_of(creds.algorithm.as_deref()) else {
-            return fail("unsupported_algorithm");
-        };
-        let (Some(qop), Some(nc_raw), Some(cnonce)) = (&creds.qop, &creds.nc, &creds.cnonce) else {
-            return fail("missing_qop");
-        };
-        if !qop.eq_ignore_ascii_case("auth") {
-            return fail("missing_qop");
-        }
-        let Ok(nc) = u32::from_str_radix(nc_raw, 16) else {
-            return AuthOutcome::BadRequest("Bad nonce count");
-        };
-        let ticket = match self.nonces.check(&creds.nonce, realm) {
-            Ok(t) => t,
-            Err(NonceProblem::Foreign) => return fail("foreign_nonce"),
-        };
-        let account = match self.services.sip_account(&creds.username).await {
-            Ok(Some(a)) if a.pbx_id == pbx.id => Some(a),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "account lookup failed");
-                return AuthOutcome::Challenge { stale: false };
-            }
-        };
-        let input = ResponseInput {
-            nonce: &creds.nonce,
-            nc: nc_raw,
-            cnonce,
-            qop,
-            method: req.method.as_str(),
-            uri: &creds.uri,
-        };
-        let Some(account) = account else {
-            // Same work as a known user, so timing does not tell them apart.
-            let _ =
-                auth::response_matches(algorithm, "0".repeat(64).as_str(), &input, &creds.response);
-            return fail("unknown_user");
-        };
-        let ha1 = match algorithm {
-            Algorithm::Md5 => &account.ha1_md5,
-            Algorithm::Sha256 => &account.ha1_sha256,
-        };
-        if !auth::response_matches(algorithm, ha1, &input, &creds.response) {
-            return fail("wrong_password");
-        }
-        if !same_target(&creds.uri, &req.uri) {
-            return AuthOutcome::BadRequest("Digest URI does not match the Request-URI");
-        }
-        let now = now_secs();
-        if self.nonces.is_stale(ticket, now) {
-            return AuthOutcome::Challenge { stale: true };
-        }
-        if !self.nonces.accept_count(ticket, nc, now) {
-            return fail("replayed_nonce");
-        }
-        AuthOutcome::Ok(account)
-    }
-
-    /// A 401/407 with a fresh nonce, one challenge per configured algorithm.
-    pub fn challenge(
-        &self,
-        req: &Request,
-        ctx: &RequestCtx,
-        origin: Origin,
-        pbx: &Pbx,
-        stale: bool,
-        proxy: bool,
-    ) -> Response {
-        let (status, reason, header) = if proxy {
-            (
-                407,
-                "Proxy Authentication Required",
-                Name::ProxyAuthenticate,
-            )
-        } else {
-            (401, "Unauthorized", Name::WwwAuthenticate)
-        };
-        let mut resp = self.response(req, ctx, origin, status, reason);
-        let nonce = self.nonces.issue(&pbx.sip_domain, now_secs());
-        for value in auth::challenges(&pbx.sip_domain, &nonce, stale, &self.config.digest) {
-            resp.headers.push(header.clone(), value);
-        }
-        resp
-    }
-
-    /// One structured line per failure (for fail2ban), and the IP's failure count.
-    pub fn auth_failed(&self, origin: Origin, pbx: &Pbx, user: &str, reason: &str) {
-        tracing::warn!(
-            source.ip = %origin.remote.ip(),
-            source.port = origin.remote.port(),
-            pbx.id = %pbx.id,
-            sip.user = %user.chars().take(64).collect::<String>(),
-            reason,
-            "SIP authentication failed"
-        );
-        if self.guard.record_failure(origin.remote.ip()) {
-            tracing::warn!(source.ip = %origin.remote.ip(), "too many SIP authentication failures; ignoring this address for 5 minutes");
+impl Registrar {
+    pub fn new(
+        stack: Arc<SipStack>,
+        services: Arc<Services>,
+        auth: Arc<DigestAuth>,
+        mwi: Arc<Mwi>,
+        min_expires: u32,
+    ) -> Self {
+        Self {
+            stack,
+            services,
+            auth,
+            mwi,
+            min_expires,
         }
     }
 
-    /// The PBX whose SIP domain is `host` (the default PBX for this server's own
-    /// addresses); else the answer to send: `unknown` for a domain we do not serve,
-    /// 500 when the store cannot say.
-    pub(super) async fn pbx_for_host(
-        &self,
-        req: &Request,
-        ctx: &RequestCtx,
-        origin: Origin,
-        host: &str,
-        unknown: (u16, &str),
-    ) -> Result<Arc<Pbx>, Box<Response>> {
-        let found = match self.services.pbx_for_domain(host).await {
-            Ok(None) if self.is_own_host(host) => self.services.default_pbx().await,
-            other => other,
-        };
-        match found {
-            Ok(Some(pbx)) => Ok(pbx),
-            Ok(None) => {
-                tracing::debug!(sip.domain = %host, "request for a domain no PBX hosts");
-                Err(Box::new(
-                    self.response(req, ctx, origin, unknown.0, unknown.1),
-                ))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "PBX lookup failed");
-                Err(Box::new(self.response(
-                    req,
-                    ctx,
-                    origin,
-                    500,
-                    "Server Internal Error",
-                )))
-            }
-        }
-    }
-
-    /// The PBX a request is for (by its To domain) and the extension whose digest
-    /// credentials it carries in `Authorization`; else the response to send (404, 401
-    /// challenge, 400, 500).
-    pub(super) async fn user_agent_account(
-        &self,
-        req: &Request,
-        ctx: &RequestCtx,
-        origin: Origin,
-    ) -> Result<(Arc<Pbx>, Arc<SipAccount>), Box<Response>> {
-        let host = if ctx.to.uri.host.is_empty() {
-            &req.uri.host
-        } else {
-            &ctx.to.uri.host
-        };
-        let pbx = self
-            .pbx_for_host(req, ctx, origin, host, (404, "Not Found"))
-            .await?;
-        match self.authenticate(req, &pbx, &Name::Authorization).await {
-            AuthOutcome::Ok(account) => Ok((pbx, account)),
-            AuthOutcome::Challenge { stale } => Err(Box::new(
-                self.challenge(req, ctx, origin, &pbx, stale, false),
-            )),
-            AuthOutcome::Failure { user, reason } => {
-                self.auth_failed(origin, &pbx, &user, reason);
-                Err(Box::new(
-                    self.challenge(req, ctx, origin, &pbx, false, false),
-                ))
-            }
-            AuthOutcome::BadRequest(reason) => {
-                Err(Box::new(self.response(req, ctx, origin, 400, reason)))
-            }
-        }
-    }
-
-    pub(super) async fn register(
-        self: &Arc<Self>,
-        req: &Request,
-        ctx: &RequestCtx,
-        origin: Origin,
-    ) -> Response {
-        let (pbx, account) = match self.user_agent_account(req, ctx, origin).await {
+    pub async fn register(&self, req: &Request, ctx: &RequestCtx, origin: Origin) -> Response {
+        let (pbx, account) = match self.auth.user_agent_account(req, ctx, origin).await {
             Ok(found) => found,
             Err(resp) => return *resp,
         };
@@ -263,18 +54,23 @@ impl SipCore {
         if ctx.to.uri.scheme == Scheme::Tel
             || (aor_user != account.number && aor_user != account.sip_username)
         {
-            self.auth_failed(origin, &pbx, &account.sip_username, "wrong_extension");
-            return self.response(req, ctx, origin, 403, "Forbidden");
+            self.auth
+                .auth_failed(origin, &pbx, &account.sip_username, "wrong_extension");
+            return self.stack.response(req, ctx, origin, 403, "Forbidden");
         }
-        let action = match contact_action(req, self.config.min_expires) {
+        let action = match contact_action(req, self.min_expires) {
             Ok(a) => a,
             Err(ContactError::TooBrief) => {
-                let mut resp = self.response(req, ctx, origin, 423, "Interval Too Brief");
+                let mut resp = self
+                    .stack
+                    .response(req, ctx, origin, 423, "Interval Too Brief");
                 resp.headers
-                    .push(Name::MinExpires, self.config.min_expires.to_string());
+                    .push(Name::MinExpires, self.min_expires.to_string());
                 return resp;
             }
-            Err(ContactError::Bad(reason)) => return self.response(req, ctx, origin, 400, reason),
+            Err(ContactError::Bad(reason)) => {
+                return self.stack.response(req, ctx, origin, 400, reason);
+            }
         };
         let input = RegisterInput {
             account,
@@ -304,14 +100,14 @@ impl SipCore {
         match self.services.register(input).await {
             Ok(RegisterOutcome::Current(bindings)) => {
                 if !registered.is_empty() {
-                    let core = self.clone();
+                    let mwi = self.mwi.clone();
                     let (pbx_id, domain) = (pbx.id.clone(), pbx.sip_domain.clone());
                     tokio::spawn(async move {
-                        core.mwi_on_register(&pbx_id, &domain, &who.0, &who.1, registered)
+                        mwi.on_register(&pbx_id, &domain, &who.0, &who.1, registered)
                             .await
                     });
                 }
-                let mut resp = self.response(req, ctx, origin, 200, "OK");
+                let mut resp = self.stack.response(req, ctx, origin, 200, "OK");
                 for (contact, secs) in bindings {
                     resp.headers
                         .push(Name::Contact, format!("<{contact}>;expires={secs}"));
@@ -326,7 +122,9 @@ impl SipCore {
             }
             Ok(RegisterOutcome::OutOfOrder) => {
                 // §10.3 step 7: a request older than what we hold changes nothing.
-                let mut resp = self.response(req, ctx, origin, 500, "Server Internal Error");
+                let mut resp = self
+                    .stack
+                    .response(req, ctx, origin, 500, "Server Internal Error");
                 resp.headers.push(Name::Other("Retry-After".into()), "1");
                 resp.headers.push(
                     Name::Warning,
@@ -336,7 +134,9 @@ impl SipCore {
             }
             Err(e) => {
                 tracing::error!(error = %e, "registration could not be stored");
-                let mut resp = self.response(req, ctx, origin, 500, "Server Internal Error");
+                let mut resp = self
+                    .stack
+                    .response(req, ctx, origin, 500, "Server Internal Error");
                 resp.headers.push(Name::Other("Retry-After".into()), "5");
                 resp
             }
@@ -480,14 +280,5 @@ mod tests {
         );
         assert_eq!(c[0].instance_id.as_deref(), Some("<urn:uuid:0001>"));
         assert_eq!(c[0].contact, "sip:a@1.2.3.4;transport=tcp");
-    }
-
-    #[test]
-    fn digest_uri_matches_the_request_uri_up_to_parameters() {
-        let r = Uri::parse("sip:127.0.0.1").unwrap();
-        assert!(same_target("sip:127.0.0.1;transport=udp", &r));
-        assert!(same_target("sip:127.0.0.1:5060", &r));
-        assert!(!same_target("sip:10.0.0.1", &r));
-        assert!(!same_target("garbage", &r));
     }
 }

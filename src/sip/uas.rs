@@ -2,9 +2,9 @@
 //! subscription): what our own requests in it need (RFC 3261 §12.1.1, §12.2.1.1).
 
 use super::message::{Method, Name, Request};
-use super::transport::Origin;
+use super::stack::transport::Origin;
+use super::stack::{OwnDialog, RequestCtx, SipStack};
 use super::uri::{NameAddr, Uri};
-use super::{OwnDialog, RequestCtx, SipCore};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct UasDialog {
@@ -56,22 +56,22 @@ impl UasDialog {
     }
 }
 
-impl SipCore {
-    /// Our next request in a dialog, with its branch.
-    pub(super) fn dialog_request(&self, dialog: &UasDialog, method: Method) -> (Request, String) {
-        let cseq = dialog.cseq.fetch_add(1, Ordering::Relaxed) + 1;
-        let (mut req, branch) = self.own_request(
+impl UasDialog {
+    /// Our next request in the dialog, to the peer's contact.
+    pub fn request(&self, stack: &SipStack, method: Method) -> (Request, String) {
+        let cseq = self.cseq.fetch_add(1, Ordering::Relaxed) + 1;
+        let (mut req, branch) = stack.own_request(
             method,
-            dialog.remote_target.clone(),
+            self.remote_target.clone(),
             OwnDialog {
-                from: &dialog.local,
-                to: &dialog.remote,
-                call_id: &dialog.call_id,
+                from: &self.local,
+                to: &self.remote,
+                call_id: &self.call_id,
                 cseq,
             },
-            dialog.origin.transport,
+            self.origin.transport,
         );
-        for route in &dialog.route_set {
+        for route in &self.route_set {
             req.headers.push(Name::Route, route.clone());
         }
         (req, branch)

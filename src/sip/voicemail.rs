@@ -5,14 +5,14 @@
 
 use super::message::{Method, Name, Request, Response};
 use super::sdp::{self, OfferError};
-use super::transaction::T2;
-use super::transaction::{T1, TxKey};
-use super::transport::Origin;
+use super::stack::transaction::{T1, T2, TxKey};
+use super::stack::transport::Origin;
+use super::stack::{RequestCtx, SipStack, via_transport};
 use super::uas::UasDialog;
-use super::{RequestCtx, SipCore};
 use crate::domain::{Disposition, Extension, HangupSide};
+use crate::media::ports::PortPool;
 use crate::media::rtp::{Ended, Limits, Session};
-use crate::service::CallHandle;
+use crate::service::{CallHandle, Services};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,31 +39,58 @@ pub struct VoicemailCall {
     media: Arc<Session>,
 }
 
-/// Calls in voicemail, by SIP Call-ID.
-#[derive(Default)]
-pub struct VoicemailCalls {
-    by_call_id: Mutex<HashMap<String, Arc<VoicemailCall>>>,
+/// The voicemail application: calls it answered, by SIP Call-ID.
+pub struct Voicemail {
+    stack: Arc<SipStack>,
+    services: Arc<Services>,
+    calls: Mutex<HashMap<String, Arc<VoicemailCall>>>,
+    /// Ports for its RTP.
+    media_ports: Arc<PortPool>,
+    /// A call without any RTP for this long is ended.
+    rtp_timeout: Duration,
 }
 
-impl VoicemailCalls {
+impl Voicemail {
+    pub fn new(
+        stack: Arc<SipStack>,
+        services: Arc<Services>,
+        media_ports: Arc<PortPool>,
+        rtp_timeout: Duration,
+    ) -> Self {
+        Self {
+            stack,
+            services,
+            calls: Default::default(),
+            media_ports,
+            rtp_timeout,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<VoicemailCall>>> {
-        self.by_call_id.lock().unwrap_or_else(|p| p.into_inner())
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, call_id: &str) -> Option<Arc<VoicemailCall>> {
-        self.lock().get(call_id).cloned()
+    /// Whether `call_id` is a call voicemail took.
+    pub fn knows(&self, call_id: &str) -> bool {
+        self.lock().contains_key(call_id)
     }
 
+    /// Calls voicemail is taking right now.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
+
+    /// RTP ports leased right now.
+    pub fn ports_in_use(&self) -> usize {
+        self.media_ports.in_use()
+    }
 }
 
-impl SipCore {
+impl Voicemail {
     /// Voicemail takes the call: a 200 with our SDP (the INVITE transaction completes
     /// with it) and a task that runs the session. Returns the failure response instead
     /// when the call cannot be answered (no usable offer, no free RTP port).
-    pub(super) async fn answer_voicemail(
+    pub async fn answer(
         self: &Arc<Self>,
         req: &Request,
         ctx: &RequestCtx,
@@ -73,13 +100,15 @@ impl SipCore {
         call: Arc<CallHandle>,
     ) -> Result<(), Response> {
         // Voicemail is the UAS here: it supports no option tags a caller may require.
-        if let Some(resp) = self.unsupported(req, ctx, origin, &Name::Require) {
+        if let Some(resp) = self.stack.unsupported(req, ctx, origin, &Name::Require) {
             return Err(resp);
         }
         let offer = match sdp::parse_offer(&req.body) {
             Ok(offer) => offer,
             Err(OfferError::NoCommonCodec) => {
-                let mut resp = self.response(req, ctx, origin, 488, "Not Acceptable Here");
+                let mut resp = self
+                    .stack
+                    .response(req, ctx, origin, 488, "Not Acceptable Here");
                 resp.headers.push(
                     Name::Warning,
                     "305 switchboard \"voicemail takes PCMU or PCMA\"",
@@ -87,7 +116,7 @@ impl SipCore {
                 return Err(resp);
             }
             Err(OfferError::Malformed(_)) if req.body.is_empty() => {
-                return Err(self.warned(
+                return Err(self.stack.warned(
                     req,
                     ctx,
                     origin,
@@ -97,39 +126,45 @@ impl SipCore {
                 ));
             }
             Err(OfferError::Malformed(why)) => {
-                return Err(self.warned(req, ctx, origin, 488, "Not Acceptable Here", why));
+                return Err(self
+                    .stack
+                    .warned(req, ctx, origin, 488, "Not Acceptable Here", why));
             }
         };
-        let lease = match self.media_ports.lease(self.config.addr.ip()) {
+        let lease = match self.media_ports.lease(self.stack.bound_addr().ip()) {
             Ok(lease) => lease,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port for voicemail");
-                let mut resp = self.response(req, ctx, origin, 503, "Service Unavailable");
+                let mut resp = self
+                    .stack
+                    .response(req, ctx, origin, 503, "Service Unavailable");
                 resp.headers.push(Name::Other("Retry-After".into()), "5");
                 return Err(resp);
             }
         };
         let port = lease.port;
         let session_id: u64 = rand::random::<u32>().into();
-        let answer = sdp::answer(self.media_ip, port, &offer, session_id, session_id);
+        let answer = sdp::answer(self.stack.media_ip(), port, &offer, session_id, session_id);
 
-        let mut ok = self.response(req, ctx, origin, 200, "OK");
+        let mut ok = self.stack.response(req, ctx, origin, 200, "OK");
         let local = ok.headers.get(&Name::To).unwrap_or_default().to_owned();
         ok.headers.push(
             Name::Contact,
             format!(
                 "<sip:voicemail@{};transport={}>",
-                self.advertised(),
-                super::via_transport(origin.transport).to_ascii_lowercase()
+                self.stack.advertised(),
+                via_transport(origin.transport).to_ascii_lowercase()
             ),
         );
-        ok.headers.push(Name::Allow, super::ALLOW);
+        ok.headers.push(Name::Allow, super::dispatch::ALLOW);
         ok.headers.push(Name::ContentType, "application/sdp");
         ok.body = answer.clone().into_bytes();
 
         if let Err(e) = self.services.answer_by_voicemail(&call).await {
             tracing::error!(error = %e, "call record not stored");
-            return Err(self.response(req, ctx, origin, 500, "Server Internal Error"));
+            return Err(self
+                .stack
+                .response(req, ctx, origin, 500, "Server Internal Error"));
         }
         let vm = Arc::new(VoicemailCall {
             call,
@@ -140,22 +175,20 @@ impl SipCore {
             hung_up: CancellationToken::new(),
             media: Arc::new(Session::new(lease, offer.codec, offer.remote)),
         });
-        self.voicemail
-            .lock()
-            .insert(vm.dialog.call_id.clone(), vm.clone());
+        self.lock().insert(vm.dialog.call_id.clone(), vm.clone());
         // Retransmitted INVITEs get this 200 again; our own retransmissions run below.
         let bytes: Arc<[u8]> = ok.to_bytes().into();
-        self.complete(key, origin, bytes.clone(), 200, true);
-        self.send_to(origin, bytes.clone());
+        self.stack.complete(key, origin, bytes.clone(), 200, true);
+        self.stack.send_to(origin, bytes.clone());
         tracing::info!(sip.call_id = %vm.dialog.call_id, extension = %ext.number, rtp.port = port, "voicemail answered");
 
-        let core = self.clone();
+        let voicemail = self.clone();
         let ext = ext.clone();
-        tokio::spawn(async move { core.run_voicemail(vm, ext, bytes).await });
+        tokio::spawn(async move { voicemail.run(vm, ext, bytes).await });
         Ok(())
     }
 
-    async fn run_voicemail(self: Arc<Self>, vm: Arc<VoicemailCall>, ext: Extension, ok: Arc<[u8]>) {
+    async fn run(self: Arc<Self>, vm: Arc<VoicemailCall>, ext: Extension, ok: Arc<[u8]>) {
         if !self.await_ack(&vm, ok).await {
             tracing::info!(sip.call_id = %vm.dialog.call_id, "no ACK for voicemail's 200");
             self.bye_caller(&vm).await;
@@ -170,7 +203,7 @@ impl SipCore {
                 self.services.max_message_seconds(&ext).await,
             )),
             silence: SILENCE_LIMIT,
-            no_media: self.config.rtp_timeout,
+            no_media: self.rtp_timeout,
         };
         let recording = if vm.hung_up.is_cancelled() {
             None
@@ -232,7 +265,7 @@ impl SipCore {
                         return vm.acked.load(Ordering::Acquire);
                     }
                     if !vm.dialog.origin.transport.is_reliable() {
-                        self.send(vm.dialog.origin, ok.clone());
+                        self.stack.send(vm.dialog.origin, ok.clone());
                         interval = (interval * 2).min(T2);
                     }
                 }
@@ -245,12 +278,15 @@ impl SipCore {
         if vm.hung_up.is_cancelled() {
             return;
         }
-        let (req, branch) = self.dialog_request(&vm.dialog, Method::Bye);
-        let _ = self.send_and_wait(req, branch, vm.dialog.origin).await;
+        let (req, branch) = vm.dialog.request(&self.stack, Method::Bye);
+        let _ = self
+            .stack
+            .send_and_wait(req, branch, vm.dialog.origin)
+            .await;
     }
 
     async fn close_voicemail(&self, vm: &VoicemailCall, side: HangupSide, reason: Option<&str>) {
-        self.voicemail.lock().remove(&vm.dialog.call_id);
+        self.lock().remove(&vm.dialog.call_id);
         if let Err(e) = self
             .services
             .end_call(&vm.call, Disposition::Voicemail, side, reason)
@@ -261,18 +297,16 @@ impl SipCore {
     }
 
     /// A request within a voicemail call: ACK, BYE, re-INVITE and the harmless rest.
-    pub(super) fn voicemail_request(
-        self: &Arc<Self>,
-        vm: &VoicemailCall,
-        req: &Request,
-        ctx: &RequestCtx,
-        origin: Origin,
-        key: Option<TxKey>,
-    ) {
+    pub fn request(&self, req: &Request, ctx: &RequestCtx, origin: Origin, key: Option<TxKey>) {
+        let Some(vm) = self.lock().get(&ctx.call_id).cloned() else {
+            return;
+        };
         if !vm.dialog.is_from_peer(ctx) {
             if let Some(key) = key {
-                let resp = self.response(req, ctx, origin, 481, "Call/Transaction Does Not Exist");
-                self.finish(key, origin, resp);
+                let resp =
+                    self.stack
+                        .response(req, ctx, origin, 481, "Call/Transaction Does Not Exist");
+                self.stack.finish(key, origin, resp);
             }
             return;
         }
@@ -286,29 +320,31 @@ impl SipCore {
         let resp = match req.method {
             Method::Bye => {
                 vm.hung_up.cancel();
-                self.response(req, ctx, origin, 200, "OK")
+                self.stack.response(req, ctx, origin, 200, "OK")
             }
             Method::Invite => {
                 // A re-INVITE (hold, session refresh): same answer; a moved stream is
                 // followed anyway as RTP latches to where the caller's packets come from.
-                let mut resp = self.response(req, ctx, origin, 200, "OK");
+                let mut resp = self.stack.response(req, ctx, origin, 200, "OK");
                 resp.headers.push(
                     Name::Contact,
-                    format!("<sip:voicemail@{}>", self.advertised()),
+                    format!("<sip:voicemail@{}>", self.stack.advertised()),
                 );
                 resp.headers.push(Name::ContentType, "application/sdp");
                 resp.body = vm.answer.clone().into_bytes();
                 resp
             }
             Method::Options | Method::Info | Method::Update | Method::Notify => {
-                self.response(req, ctx, origin, 200, "OK")
+                self.stack.response(req, ctx, origin, 200, "OK")
             }
             _ => {
-                let mut resp = self.response(req, ctx, origin, 405, "Method Not Allowed");
-                resp.headers.push(Name::Allow, super::ALLOW);
+                let mut resp = self
+                    .stack
+                    .response(req, ctx, origin, 405, "Method Not Allowed");
+                resp.headers.push(Name::Allow, super::dispatch::ALLOW);
                 resp
             }
         };
-        self.finish(key, origin, resp);
+        self.stack.finish(key, origin, resp);
     }
 }

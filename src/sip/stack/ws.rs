@@ -1,7 +1,6 @@
 //! SIP over WebSocket (RFC 7118) at `/sip` on the HTTP listener, subprotocol `sip`:
 //! one SIP message per websocket message, both ways.
 
-use super::SipCore;
 use super::transport::{Flow, MAX_MESSAGE, Origin, Sink};
 use crate::domain::SipTransport;
 use axum::extract::ws::{Message, WebSocket};
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 /// Serves one upgraded websocket until either side closes or the server stops. `flow`
 /// was admitted under the connection limits before the upgrade.
 pub async fn serve(
-    core: Arc<SipCore>,
+    sink: Arc<dyn Sink>,
     socket: WebSocket,
     remote: SocketAddr,
     mut flow: Flow,
@@ -23,7 +22,7 @@ pub async fn serve(
     let Some(mut outbound) = flow.outbound.take() else {
         return;
     };
-    let (mut sink, mut stream) = socket.split();
+    let (mut writer_half, mut stream) = socket.split();
     let origin = Origin {
         transport: if secure {
             SipTransport::Wss
@@ -39,11 +38,11 @@ pub async fn serve(
                 Ok(text) => Message::Text(text.to_owned().into()),
                 Err(_) => Message::Binary(bytes.to_vec().into()),
             };
-            if sink.send(frame).await.is_err() {
+            if writer_half.send(frame).await.is_err() {
                 break;
             }
         }
-        let _ = sink.close().await;
+        let _ = writer_half.close().await;
     });
     loop {
         let msg = tokio::select! {
@@ -59,7 +58,7 @@ pub async fn serve(
         if bytes.len() > MAX_MESSAGE || bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
             continue;
         }
-        core.deliver(bytes, origin);
+        sink.deliver(bytes, origin);
     }
     drop(flow);
     writer.abort();

@@ -3,8 +3,8 @@
 //! retransmitted final responses (D and K). Time is tokio's, so the timers are tested
 //! with paused time; the transport is a callback, so tests need no sockets.
 
-use super::message::{Method, Name, Request, Response};
 use super::transaction::{T1, T2, T4};
+use crate::sip::message::{Method, Name, Request, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;

@@ -6,8 +6,8 @@
 //! starts a message must finish it within the message timeout; a connection idle
 //! between messages stays open as long as the peer likes (RFC 5626 keep-alives).
 
-use super::message::stream_frame_len;
 use crate::domain::SipTransport;
+use crate::sip::message::stream_frame_len;
 use bytes::{Buf, BytesMut};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -197,9 +197,9 @@ impl Flows {
     }
 }
 
-/// Receives whole messages and their origin.
+/// Receives whole messages and their origin (the dispatcher).
 pub trait Sink: Send + Sync + 'static {
-    fn deliver(self: &Arc<Self>, bytes: Vec<u8>, origin: Origin);
+    fn deliver(&self, bytes: Vec<u8>, origin: Origin);
 }
 
 /// A UDP socket with large buffers: bursts show first as receive-buffer drops.
@@ -213,7 +213,11 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-pub async fn run_udp<S: Sink>(socket: Arc<UdpSocket>, sink: Arc<S>, shutdown: CancellationToken) {
+pub async fn run_udp<S: Sink + ?Sized>(
+    socket: Arc<UdpSocket>,
+    sink: Arc<S>,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let received = tokio::select! {
@@ -243,7 +247,7 @@ pub async fn run_udp<S: Sink>(socket: Arc<UdpSocket>, sink: Arc<S>, shutdown: Ca
     }
 }
 
-pub async fn run_tcp<S: Sink>(
+pub async fn run_tcp<S: Sink + ?Sized>(
     listener: TcpListener,
     flows: Arc<Flows>,
     sink: Arc<S>,
@@ -281,7 +285,7 @@ pub async fn run_tcp<S: Sink>(
 /// SIP over TLS: like [`run_tcp`], with the handshake first (it must finish within the
 /// message timeout). Connections are only ever opened by phones: a request for a TLS
 /// device goes over the connection it registered on.
-pub async fn run_tls<S: Sink>(
+pub async fn run_tls<S: Sink + ?Sized>(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     flows: Arc<Flows>,
@@ -324,7 +328,7 @@ pub async fn run_tls<S: Sink>(
 }
 
 /// Serves a connection we opened ourselves; returns its flow id at once.
-pub fn serve_outbound_tcp<S: Sink>(
+pub fn serve_outbound_tcp<S: Sink + ?Sized>(
     stream: TcpStream,
     remote: SocketAddr,
     flows: &Arc<Flows>,
@@ -347,7 +351,7 @@ pub fn serve_outbound_tcp<S: Sink>(
 /// Reads SIP messages from a byte stream (TCP or TLS) and writes the flow's outbound
 /// queue to it, until either side closes, the peer leaves a message unfinished for
 /// longer than the message timeout, or the server stops.
-pub async fn serve_stream<S: Sink, IO>(
+pub async fn serve_stream<S: Sink + ?Sized, IO>(
     stream: IO,
     transport: SipTransport,
     remote: SocketAddr,

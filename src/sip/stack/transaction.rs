@@ -9,8 +9,8 @@
 //!
 //! Time comes from `tokio::time::Instant`, so tests drive the timers with paused time.
 
-use super::headers::{BRANCH_COOKIE, Via};
-use super::message::{Method, Name, Request};
+use crate::sip::headers::{BRANCH_COOKIE, Via};
+use crate::sip::message::{Method, Name, Request};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -226,7 +226,6 @@ impl ServerTransactions {
             .sum()
     }
 
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

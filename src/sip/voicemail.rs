@@ -5,37 +5,29 @@
 
 use super::message::{Method, Name, Request, Response};
 use super::sdp::{self, OfferError};
-use super::stack::transaction::{T1, T2, TxKey};
+use super::stack::transaction::TxKey;
 use super::stack::transport::Origin;
-use super::stack::{RequestCtx, SipStack, via_transport};
-use super::uas::UasDialog;
+use super::stack::{RequestCtx, SipStack};
+use super::uas::UasCall;
 use crate::domain::{Disposition, Extension, HangupSide};
 use crate::media::ports::PortPool;
 use crate::media::rtp::{Ended, Limits, Session};
 use crate::service::{CallHandle, Services};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Recording stops after this much silence.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 /// Shorter messages are not kept (hang-ups after the beep).
 pub const MIN_MESSAGE_SAMPLES: usize = 8000;
-/// How long we wait for the ACK of our 200 before giving up on the call (64·T1).
-const ACK_TIMEOUT: Duration = Duration::from_secs(32);
 
 /// A call voicemail answered.
 pub struct VoicemailCall {
     call: Arc<CallHandle>,
-    dialog: UasDialog,
+    uas: UasCall,
     /// The answer we gave, for re-INVITEs.
     answer: String,
-    acked: AtomicBool,
-    ack_signal: tokio::sync::Notify,
-    /// The caller hung up.
-    hung_up: CancellationToken,
     media: Arc<Session>,
 }
 
@@ -146,41 +138,24 @@ impl Voicemail {
         let session_id: u64 = rand::random::<u32>().into();
         let answer = sdp::answer(self.stack.media_ip(), port, &offer, session_id, session_id);
 
-        let mut ok = self.stack.response(req, ctx, origin, 200, "OK");
-        let local = ok.headers.get(&Name::To).unwrap_or_default().to_owned();
-        ok.headers.push(
-            Name::Contact,
-            format!(
-                "<sip:voicemail@{};transport={}>",
-                self.stack.advertised(),
-                via_transport(origin.transport).to_ascii_lowercase()
-            ),
-        );
-        ok.headers.push(Name::Allow, super::dispatch::ALLOW);
-        ok.headers.push(Name::ContentType, "application/sdp");
-        ok.body = answer.clone().into_bytes();
-
         if let Err(e) = self.services.answer_by_voicemail(&call).await {
             tracing::error!(error = %e, "call record not stored");
             return Err(self
                 .stack
                 .response(req, ctx, origin, 500, "Server Internal Error"));
         }
+        let (uas, bytes) =
+            UasCall::answer(&self.stack, req, ctx, origin, key, "voicemail", &answer);
         let vm = Arc::new(VoicemailCall {
             call,
-            dialog: UasDialog::new(req, ctx, origin, &local),
+            uas,
             answer,
-            acked: AtomicBool::new(false),
-            ack_signal: tokio::sync::Notify::new(),
-            hung_up: CancellationToken::new(),
             media: Arc::new(Session::new(lease, offer.codec, offer.remote)),
         });
-        self.lock().insert(vm.dialog.call_id.clone(), vm.clone());
-        // Retransmitted INVITEs get this 200 again; our own retransmissions run below.
-        let bytes: Arc<[u8]> = ok.to_bytes().into();
-        self.stack.complete(key, origin, bytes.clone(), 200, true);
+        self.lock()
+            .insert(vm.uas.dialog.call_id.clone(), vm.clone());
         self.stack.send_to(origin, bytes.clone());
-        tracing::info!(sip.call_id = %vm.dialog.call_id, extension = %ext.number, rtp.port = port, "voicemail answered");
+        tracing::info!(sip.call_id = %vm.uas.dialog.call_id, extension = %ext.number, rtp.port = port, "voicemail answered");
 
         let voicemail = self.clone();
         let ext = ext.clone();
@@ -189,15 +164,15 @@ impl Voicemail {
     }
 
     async fn run(self: Arc<Self>, vm: Arc<VoicemailCall>, ext: Extension, ok: Arc<[u8]>) {
-        if !self.await_ack(&vm, ok).await {
-            tracing::info!(sip.call_id = %vm.dialog.call_id, "no ACK for voicemail's 200");
-            self.bye_caller(&vm).await;
+        if !vm.uas.await_ack(&self.stack, ok).await {
+            tracing::info!(sip.call_id = %vm.uas.dialog.call_id, "no ACK for voicemail's 200");
+            vm.uas.bye(&self.stack).await;
             return self
                 .close_voicemail(&vm, HangupSide::System, Some("no-ack"))
                 .await;
         }
         let greeting = self.services.greeting_for(&ext).await;
-        vm.media.play(&greeting, &vm.hung_up).await;
+        vm.media.play(&greeting, &vm.uas.hung_up).await;
         let limits = Limits {
             max_length: Duration::from_secs(u64::from(
                 self.services.max_message_seconds(&ext).await,
@@ -205,10 +180,10 @@ impl Voicemail {
             silence: SILENCE_LIMIT,
             no_media: self.rtp_timeout,
         };
-        let recording = if vm.hung_up.is_cancelled() {
+        let recording = if vm.uas.hung_up.is_cancelled() {
             None
         } else {
-            Some(vm.media.record(limits, &vm.hung_up).await)
+            Some(vm.media.record(limits, &vm.uas.hung_up).await)
         };
         let (side, reason) = match recording.as_ref().map(|r| r.ended) {
             None | Some(Ended::Stopped) => (HangupSide::Caller, None),
@@ -217,7 +192,7 @@ impl Voicemail {
             Some(Ended::NoMedia) => (HangupSide::System, Some("no-media")),
         };
         if side == HangupSide::System {
-            self.bye_caller(&vm).await;
+            vm.uas.bye(&self.stack).await;
         }
         let snapshot = vm.call.snapshot().await;
         self.close_voicemail(&vm, side, reason).await;
@@ -237,56 +212,14 @@ impl Voicemail {
                 }
             }
             Some(r) => {
-                tracing::info!(sip.call_id = %vm.dialog.call_id, samples = r.samples.len(), "voicemail under a second dropped");
+                tracing::info!(sip.call_id = %vm.uas.dialog.call_id, samples = r.samples.len(), "voicemail under a second dropped");
             }
             None => {}
         }
     }
 
-    /// Sends the 200 again (over UDP, T1 doubling up to T2) until its ACK arrives;
-    /// false when it never does (or the caller hung up first).
-    async fn await_ack(&self, vm: &VoicemailCall, ok: Arc<[u8]>) -> bool {
-        let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
-        let mut interval = T1;
-        loop {
-            if vm.acked.load(Ordering::Acquire) {
-                return true;
-            }
-            let wait = if vm.dialog.origin.transport.is_reliable() {
-                ACK_TIMEOUT
-            } else {
-                interval
-            };
-            tokio::select! {
-                () = vm.ack_signal.notified() => {}
-                () = vm.hung_up.cancelled() => return vm.acked.load(Ordering::Acquire),
-                () = tokio::time::sleep(wait) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return vm.acked.load(Ordering::Acquire);
-                    }
-                    if !vm.dialog.origin.transport.is_reliable() {
-                        self.stack.send(vm.dialog.origin, ok.clone());
-                        interval = (interval * 2).min(T2);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Hangs up on the caller (BYE in the dialog), waiting for its answer.
-    async fn bye_caller(self: &Arc<Self>, vm: &VoicemailCall) {
-        if vm.hung_up.is_cancelled() {
-            return;
-        }
-        let (req, branch) = vm.dialog.request(&self.stack, Method::Bye);
-        let _ = self
-            .stack
-            .send_and_wait(req, branch, vm.dialog.origin)
-            .await;
-    }
-
     async fn close_voicemail(&self, vm: &VoicemailCall, side: HangupSide, reason: Option<&str>) {
-        self.lock().remove(&vm.dialog.call_id);
+        self.lock().remove(&vm.uas.dialog.call_id);
         if let Err(e) = self
             .services
             .end_call(&vm.call, Disposition::Voicemail, side, reason)
@@ -301,25 +234,18 @@ impl Voicemail {
         let Some(vm) = self.lock().get(&ctx.call_id).cloned() else {
             return;
         };
-        if !vm.dialog.is_from_peer(ctx) {
-            if let Some(key) = key {
-                let resp =
-                    self.stack
-                        .response(req, ctx, origin, 481, "Call/Transaction Does Not Exist");
-                self.stack.finish(key, origin, resp);
-            }
+        if vm.uas.refuse_stranger(&self.stack, req, ctx, origin, key) {
             return;
         }
         let Some(key) = key else {
             if req.method == Method::Ack {
-                vm.acked.store(true, Ordering::Release);
-                vm.ack_signal.notify_waiters();
+                vm.uas.acknowledge();
             }
             return;
         };
         let resp = match req.method {
             Method::Bye => {
-                vm.hung_up.cancel();
+                vm.uas.hung_up.cancel();
                 self.stack.response(req, ctx, origin, 200, "OK")
             }
             Method::Invite => {

@@ -9,6 +9,7 @@
 //! exactly that).
 
 use crate::domain::{Call, CallState, Device, ExtensionView, PresenceStatus};
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -340,9 +341,7 @@ impl Bus {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BusInner> {
         // A panic while holding this lock cannot leave the counter half-updated.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock_unpoisoned()
     }
 
     /// Publishes `event` and returns its sequence number within its PBX. Call only

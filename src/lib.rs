@@ -14,3 +14,4 @@ pub mod runtime;
 pub mod service;
 pub mod sip;
 pub mod store;
+pub mod sync;

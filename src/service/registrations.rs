@@ -16,6 +16,7 @@ use crate::events::{
 };
 use crate::store::batch::BatchWriter;
 use crate::store::devices::{DeviceListing, DeviceRow};
+use crate::sync::RwLockExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -48,11 +49,11 @@ pub struct BindingIndex {
 
 impl BindingIndex {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<Binding>>> {
-        self.by_extension.read().unwrap_or_else(|p| p.into_inner())
+        self.by_extension.read_unpoisoned()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Binding>>> {
-        self.by_extension.write().unwrap_or_else(|p| p.into_inner())
+        self.by_extension.write_unpoisoned()
     }
 
     /// The bindings of an extension (live or expired but not yet swept).

@@ -17,6 +17,7 @@ use super::limits::{Admitted, admit, within_budget};
 use super::subscription::FeedMode;
 use crate::auth::{Principal, ScopeSet};
 use crate::events::{CauseKind, LossyReceiver, LossySender, RecvError, lossy_queue};
+use crate::sync::MutexExt;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, Executor, Request, Response, Variables};
 use futures_util::StreamExt;
@@ -64,7 +65,8 @@ impl SubscriptionExecutor {
 
     /// Live groups (for tests and diagnostics).
     pub fn groups(&self) -> usize {
-        lock(&self.groups)
+        self.groups
+            .lock_unpoisoned()
             .values()
             .filter(|g| g.strong_count() > 0)
             .count()
@@ -72,7 +74,7 @@ impl SubscriptionExecutor {
 
     /// The running group for `key`, started if there is none.
     fn join(&self, key: &GroupKey, parts: &Parts, session: &Arc<Data>) -> Arc<Group> {
-        let mut groups = lock(&self.groups);
+        let mut groups = self.groups.lock_unpoisoned();
         let existing = groups.get(key).and_then(Weak::upgrade);
         if let Some(group) = &existing
             && !group.task.is_finished()
@@ -103,12 +105,12 @@ impl SubscriptionExecutor {
             while let Some(response) = responses.next().await {
                 let sequence = at.load(Ordering::Relaxed);
                 let rendered = Arc::new(Rendered { sequence, response });
-                let mut members = lock(&to);
+                let mut members = to.lock_unpoisoned();
                 members.retain(|m| !m.is_closed());
                 members.iter().for_each(|m| m.offer(rendered.clone()));
             }
             // The feed ended: so do the members' streams.
-            lock(&to).clear();
+            to.lock_unpoisoned().clear();
         });
         Arc::new(Group {
             members,
@@ -163,10 +165,6 @@ impl Executor for SubscriptionExecutor {
                 .execute_stream_with_session_data(request, session),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What makes two subscriptions render the same bytes.
@@ -244,7 +242,7 @@ struct Group {
 impl Group {
     fn subscribe(&self) -> LossyReceiver<Arc<Rendered>> {
         let (sender, receiver) = lossy_queue(self.buffer);
-        lock(&self.members).push(sender);
+        self.members.lock_unpoisoned().push(sender);
         receiver
     }
 
@@ -258,7 +256,7 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.task.abort();
-        let mut groups = lock(&self.registry);
+        let mut groups = self.registry.lock_unpoisoned();
         // Only our own entry: a newer group may have taken the key.
         if groups.get(&self.key).is_some_and(|g| g.strong_count() == 0) {
             groups.remove(&self.key);
@@ -520,7 +518,10 @@ mod tests {
             0,
             "the last member takes the group with it"
         );
-        assert!(lock(&f.executor.groups).is_empty(), "no entry left behind");
+        assert!(
+            f.executor.groups.lock_unpoisoned().is_empty(),
+            "no entry left behind"
+        );
         // The aborted group task drops its bus subscription when the runtime gets to it.
         for _ in 0..100 {
             if f.services.bus.subscribers() == 0 {

@@ -8,20 +8,14 @@
 //! [`RecvError::Lagged`] and must resync from a snapshot (the GraphQL subscriptions do
 //! exactly that).
 
-use crate::domain::{Call, CallState, Device, ExtensionView, PresenceStatus};
+use crate::domain::{
+    Call, CallState, Device, ExtensionRef, ExtensionView, PresenceStatus, VoicemailMessage,
+};
 use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-
-/// `id`, `number` and `name` of the extension an event is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtensionRef {
-    pub id: String,
-    pub number: String,
-    pub name: String,
-}
 
 /// Why presence changed (or was reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
@@ -114,6 +108,30 @@ pub struct CallChange {
     pub at: i64,
 }
 
+/// What changed in a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum VoicemailChangeKind {
+    Deposited,
+    Heard,
+    Unheard,
+    Deleted,
+    Purged,
+}
+
+/// A message was deposited, heard, marked unheard, deleted or purged; the counts are
+/// the mailbox's after the change (what message-waiting lamps show).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailChange {
+    pub pbx_id: String,
+    pub extension: ExtensionRef,
+    pub mailbox_id: String,
+    pub kind: VoicemailChangeKind,
+    pub message: Option<VoicemailMessage>,
+    pub new_messages: u32,
+    pub old_messages: u32,
+    pub at: i64,
+}
+
 /// Everything a person could watch happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -122,7 +140,7 @@ pub enum Event {
     /// Boxed: a device record is large, and most events are small.
     Device(Box<DeviceChange>),
     Call(Box<CallChange>),
-    Voicemail(Box<crate::service::VoicemailChange>),
+    Voicemail(Box<VoicemailChange>),
 }
 
 impl Event {

@@ -3,6 +3,7 @@
 
 use crate::api::graphql::LimitError;
 use crate::auth::AuthError;
+use crate::domain::ValidationError;
 use crate::service::ServiceError;
 use crate::store::StoreError;
 use async_graphql::ErrorExtensions;
@@ -182,12 +183,16 @@ impl From<LimitError> for ApiError {
     }
 }
 
+impl From<ValidationError> for ApiError {
+    fn from(v: ValidationError) -> Self {
+        ApiError::validation(v.field, format!("{} {}", v.field, v.message))
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
-            ServiceError::Validation(v) => {
-                ApiError::validation(v.field, format!("{} {}", v.field, v.message))
-            }
+            ServiceError::Validation(v) => v.into(),
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Conflict { field, message } => ApiError {
                 field: Some(field),

@@ -4,8 +4,8 @@
 //! (PBXes are created by the CLI, in another process).
 
 use super::{ServiceResult, Services};
-use crate::domain::ExtensionType;
-use crate::store::pbx::Pbx;
+use crate::domain::Pbx;
+use crate::domain::{ExtensionRef, ExtensionType};
 use crate::sync::RwLockExt;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -32,6 +32,13 @@ pub struct SipAccount {
     /// Caller ID on outside calls, when the extension has its own.
     pub caller_id_name: Option<String>,
     pub caller_id_number: Option<String>,
+}
+
+impl SipAccount {
+    /// The extension the account belongs to, as events name it.
+    pub fn extension_ref(&self) -> ExtensionRef {
+        ExtensionRef::new(&self.extension_id, &self.number, &self.name)
+    }
 }
 
 #[derive(Default)]

@@ -5,13 +5,11 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::auth::{Principal, Scope, digest};
 use crate::clock::now_ms;
 use crate::domain::{
-    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionType,
-    ExtensionView, ForwardingNumber, PresenceSetting, PresenceStatus, RingTimeout, ValidationError,
-    derive_status,
+    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionRef,
+    ExtensionType, ExtensionView, ForwardingNumber, PresenceSetting, PresenceStatus, RingTimeout,
+    ValidationError, derive_status,
 };
-use crate::events::{
-    CauseKind, ChangeKind, Event, ExtensionChange, ExtensionRef, PresenceCause, PresenceChange,
-};
+use crate::events::{CauseKind, ChangeKind, Event, ExtensionChange, PresenceCause, PresenceChange};
 use crate::store::StoreError;
 use crate::store::extensions::{ExtensionChangeset, ExtensionRow};
 
@@ -139,14 +137,6 @@ pub struct ExtensionStats {
     pub by_type: Vec<(ExtensionType, u32)>,
     pub by_status: Vec<(PresenceStatus, u32)>,
     pub registered_devices: u32,
-}
-
-fn extension_ref(ext: &Extension) -> ExtensionRef {
-    ExtensionRef {
-        id: ext.id.clone(),
-        number: ext.number.clone(),
-        name: ext.name.clone(),
-    }
 }
 
 fn number_conflict(number: &str) -> ServiceError {
@@ -384,7 +374,7 @@ impl Services {
             };
             self.bus.publish(Event::Presence(PresenceChange {
                 pbx_id: principal.pbx_id.clone(),
-                extension: extension_ref(&new.extension),
+                extension: ExtensionRef::from(&new.extension),
                 status: new.status,
                 previous_status: Some(old.status),
                 cause,

@@ -18,10 +18,7 @@ pub use registrations::{
     Binding, ContactChange, PhoneStats, RegisterAction, RegisterInput, RegisterOutcome,
 };
 pub use tenants::Bootstrap;
-pub use voicemail::{
-    Mailbox, MailboxDraft, VoicemailChange, VoicemailChangeKind, VoicemailMessage, parse_smtp_url,
-    pin_matches,
-};
+pub use voicemail::{MailboxDraft, parse_smtp_url};
 
 /// A field of client input (absent, null or a value), as for extensions.
 pub type ExtensionDraftField<T> = Field<T>;

@@ -10,12 +10,15 @@ use super::accounts::SipAccount;
 use super::{ServiceResult, Services};
 use crate::auth::{Principal, Scope};
 use crate::clock::now_ms;
-use crate::domain::{Device, DeviceType, EndReason, SipTransport, classify, derive_status};
+use crate::domain::DeviceListing;
+use crate::domain::{
+    Device, DeviceType, EndReason, ExtensionRef, SipTransport, classify, derive_status,
+};
 use crate::events::{
-    CauseKind, DeviceChange, DeviceChangeKind, Event, ExtensionRef, PresenceCause, PresenceChange,
+    CauseKind, DeviceChange, DeviceChangeKind, Event, PresenceCause, PresenceChange,
 };
 use crate::store::batch::BatchWriter;
-use crate::store::devices::{DeviceListing, DeviceRow};
+use crate::store::devices::DeviceRow;
 use crate::sync::RwLockExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -314,11 +317,7 @@ impl Services {
         self.bindings.replace(&ext_id, after.clone());
         self.live.set_devices(&ext_id, live_after as u32);
 
-        let extension = ExtensionRef {
-            id: ext_id.clone(),
-            number: input.account.number.clone(),
-            name: input.account.name.clone(),
-        };
+        let extension = input.account.extension_ref();
         let events: Vec<(Device, DeviceChangeKind)> = added
             .into_iter()
             .map(|d| (d, DeviceChangeKind::Registered))
@@ -381,11 +380,7 @@ impl Services {
         let label = device.map_or_else(|| "device".to_owned(), Device::label);
         self.bus.publish(Event::Presence(PresenceChange {
             pbx_id: pbx_id.to_owned(),
-            extension: ExtensionRef {
-                id: ext.id.clone(),
-                number: ext.number.clone(),
-                name: ext.name.clone(),
-            },
+            extension: ExtensionRef::from(&ext),
             status: new,
             previous_status: Some(old),
             cause: PresenceCause {
@@ -437,11 +432,7 @@ impl Services {
         self.writer.write(rows).await?;
         self.bindings.remove_extension(&ext.id);
         self.live.set_devices(&ext.id, 0);
-        let extension = ExtensionRef {
-            id: ext.id.clone(),
-            number: ext.number.clone(),
-            name: ext.name.clone(),
-        };
+        let extension = ExtensionRef::from(ext);
         for device in &ended {
             self.bus.publish(Event::Device(Box::new(DeviceChange {
                 pbx_id: ext.pbx_id.clone(),
@@ -484,11 +475,7 @@ impl Services {
             let Some(ext) = self.store.extension_by_id(&first.pbx_id, &ext_id).await? else {
                 continue;
             };
-            let extension = ExtensionRef {
-                id: ext.id,
-                number: ext.number,
-                name: ext.name,
-            };
+            let extension = ExtensionRef::from(&ext);
             let events: Vec<(Device, DeviceChangeKind)> = gone
                 .into_iter()
                 .map(|b| (Device::clone(&b.device), DeviceChangeKind::Expired))

@@ -4,9 +4,9 @@
 use super::Services;
 use crate::auth::{ScopeSet, api_key};
 use crate::clock::now_ms;
+use crate::domain::Pbx;
 use crate::store::Store;
 use crate::store::api_keys::ApiKeyRow;
-use crate::store::pbx::Pbx;
 use anyhow::{Context, bail};
 
 /// Operations that need only the store (no running server).

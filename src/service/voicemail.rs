@@ -5,69 +5,15 @@
 use super::{ExtensionDraftField as Field, ServiceError, ServiceResult, Services};
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
-use crate::domain::{EmailAddress, Extension, ValidationError};
-use crate::events::{Event, ExtensionRef};
+use crate::domain::{
+    DEFAULT_MAX_MESSAGE_SECONDS, DEFAULT_RETENTION_DAYS, EmailAddress, Extension, ExtensionRef,
+    GreetingType, MAX_GREETING_SECONDS, Mailbox, Pin, ValidationError, VoicemailMessage,
+    mailbox_id,
+};
+use crate::events::{Event, VoicemailChange, VoicemailChangeKind};
 use crate::media::audio;
 use crate::store::voicemail::{MailboxRow, MessageRow};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-
-pub const DEFAULT_MAX_MESSAGE_SECONDS: u32 = 120;
-pub const DEFAULT_RETENTION_DAYS: u32 = 90;
-/// Uploaded greetings longer than this are refused.
-pub const MAX_GREETING_SECONDS: u32 = 120;
-
-/// A mailbox as the API shows it (the PIN never leaves the server).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mailbox {
-    pub id: String,
-    pub pbx_id: String,
-    pub extension_id: String,
-    pub extension_number: String,
-    pub extension_name: String,
-    pub message_count: u32,
-    pub new_messages: u32,
-    pub custom_greeting: bool,
-    pub notify_email: Option<String>,
-    /// Whether a PIN is set (the PIN itself is never shown).
-    pub pin_set: bool,
-    pub max_message_seconds: u32,
-    pub retention_days: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoicemailMessage {
-    pub id: String,
-    pub mailbox_id: String,
-    pub extension_id: String,
-    pub caller_number: String,
-    pub caller_name: Option<String>,
-    pub duration_ms: i64,
-    pub created_at: i64,
-    pub heard: bool,
-}
-
-/// What changed in a mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-pub enum VoicemailChangeKind {
-    Deposited,
-    Heard,
-    Unheard,
-    Deleted,
-    Purged,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoicemailChange {
-    pub pbx_id: String,
-    pub extension: ExtensionRef,
-    pub mailbox_id: String,
-    pub kind: VoicemailChangeKind,
-    pub message: Option<VoicemailMessage>,
-    pub new_messages: u32,
-    pub old_messages: u32,
-    pub at: i64,
-}
 
 /// Changes to a mailbox's settings; absent fields stay, `null` clears.
 #[derive(Debug, Clone, Default)]
@@ -77,30 +23,7 @@ pub struct MailboxDraft {
     pub max_message_seconds: Field<i64>,
     pub retention_days: Field<i64>,
     /// Only `default` (drops the custom greeting); a custom one is uploaded.
-    pub greeting_type: Field<String>,
-}
-
-fn mailbox_id(number: &str) -> String {
-    format!("vm_{number}")
-}
-
-fn hash_pin(pin: &str) -> String {
-    let salt: [u8; 16] = rand::random();
-    let hash = Sha256::digest([&salt[..], pin.as_bytes()].concat());
-    format!("{}${}", hex::encode(salt), hex::encode(hash))
-}
-
-/// Whether `pin` matches a stored hash (for phone access to the mailbox).
-pub fn pin_matches(stored: &str, pin: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let Some((salt, hash)) = stored.split_once('$') else {
-        return false;
-    };
-    let Ok(salt) = hex::decode(salt) else {
-        return false;
-    };
-    let computed = hex::encode(Sha256::digest([&salt[..], pin.as_bytes()].concat()));
-    computed.as_bytes().ct_eq(hash.as_bytes()).into()
+    pub greeting_type: Field<GreetingType>,
 }
 
 fn default_row(ext: &Extension) -> MailboxRow {
@@ -167,7 +90,11 @@ impl Services {
             extension_name: ext.name.clone(),
             message_count: messages.len() as u32,
             new_messages: messages.iter().filter(|m| m.heard_at.is_none()).count() as u32,
-            custom_greeting: row.greeting_file.is_some(),
+            greeting: if row.greeting_file.is_some() {
+                GreetingType::Custom
+            } else {
+                GreetingType::Default
+            },
             notify_email: row.notify_email,
             pin_set: row.pin_hash.is_some(),
             max_message_seconds: row.max_message_seconds.max(1) as u32,
@@ -234,10 +161,7 @@ impl Services {
             Field::Absent => {}
             Field::Null => row.pin_hash = None,
             Field::Value(v) => {
-                if !(4..=8).contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ValidationError::new("pin", "must be 4 to 8 digits").into());
-                }
-                row.pin_hash = Some(hash_pin(&v));
+                row.pin_hash = Some(Pin::parse(&v)?.hash());
             }
         }
         match draft.max_message_seconds {
@@ -264,15 +188,15 @@ impl Services {
         }
         let old_greeting = match draft.greeting_type {
             Field::Absent => None,
-            Field::Value(v) if v == "default" => row.greeting_file.take(),
-            Field::Value(v) if v == "custom" => {
+            Field::Value(GreetingType::Default) => row.greeting_file.take(),
+            Field::Value(GreetingType::Custom) => {
                 return Err(ValidationError::new(
                     "greetingType",
                     "a custom greeting is set by uploading it (PUT …/greeting)",
                 )
                 .into());
             }
-            _ => {
+            Field::Null => {
                 return Err(
                     ValidationError::new("greetingType", "must be default or custom").into(),
                 );
@@ -413,11 +337,7 @@ impl Services {
         let (new_messages, old_messages) = self.counts(ext).await?;
         self.bus.publish(Event::Voicemail(Box::new(VoicemailChange {
             pbx_id: ext.pbx_id.clone(),
-            extension: ExtensionRef {
-                id: ext.id.clone(),
-                number: ext.number.clone(),
-                name: ext.name.clone(),
-            },
+            extension: ExtensionRef::from(ext),
             mailbox_id: mailbox_id(&ext.number),
             kind,
             message,
@@ -711,17 +631,6 @@ pub fn parse_smtp_url(url: &str) -> anyhow::Result<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pins_are_salted_hashes_that_still_verify() {
-        let a = hash_pin("1234");
-        let b = hash_pin("1234");
-        assert_ne!(a, b, "salted");
-        assert!(!a.contains("1234"));
-        assert!(pin_matches(&a, "1234"));
-        assert!(!pin_matches(&a, "1235"));
-        assert!(!pin_matches("garbage", "1234"));
-    }
 
     #[test]
     fn smtp_urls_name_a_relay() {

@@ -11,7 +11,7 @@ use super::transport::Origin;
 use super::uas::UasDialog;
 use super::uri::{NameAddr, Uri};
 use super::{OwnDialog, RequestCtx, SipCore};
-use crate::service::VoicemailChange;
+use crate::events::VoicemailChange;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};

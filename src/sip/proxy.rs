@@ -13,12 +13,12 @@ use super::transaction::TxKey;
 use super::transport::Origin;
 use super::uri::{NameAddr, Scheme, Uri};
 use super::{RequestCtx, SipCore};
+use crate::domain::Pbx;
 use crate::domain::{
     CallDirection, Disposition, Extension, Fallback, HangupSide, RouteDecision, SipTransport,
     decide,
 };
 use crate::service::{Binding, CallHandle, Party, SipAccount};
-use crate::store::pbx::Pbx;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -7,8 +7,8 @@ use super::transport::Origin;
 use super::uri::{NameAddr, Scheme, Uri, param};
 use super::{RequestCtx, SipCore};
 use crate::auth::digest::{Algorithm, ResponseInput};
+use crate::domain::Pbx;
 use crate::service::{ContactChange, RegisterAction, RegisterInput, RegisterOutcome, SipAccount};
-use crate::store::pbx::Pbx;
 use std::sync::Arc;
 
 pub const DEFAULT_EXPIRES: u32 = 3600;

@@ -629,7 +629,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn when_the_group_feed_ends_its_members_end_and_the_next_subscriber_starts_afresh() {
-        use crate::events::{Event, ExtensionRef, PresenceCause, PresenceChange};
+        use crate::domain::ExtensionRef;
+        use crate::events::{Event, PresenceCause, PresenceChange};
         use diesel_async::RunQueryDsl;
         let f = fixture_with_bus(2).await;
         let mut a = f.subscribe(&["101"]);

@@ -13,8 +13,7 @@ use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
 use crate::events::{
-    CauseKind, ChangeKind, DeviceChangeKind, Envelope, Event, ExtensionRef, PresenceCause,
-    RecvError,
+    CauseKind, ChangeKind, DeviceChangeKind, Envelope, Event, PresenceCause, RecvError,
 };
 use crate::service::{ServiceError, ServiceResult, Services};
 use async_graphql::{Context, ID, Result, Subscription};
@@ -263,11 +262,7 @@ impl FeedKind for DeviceFilter {
                     Some(crate::domain::EndReason::Replaced) => DeviceChangeKind::Replaced,
                     _ => DeviceChangeKind::Expired,
                 };
-                let extension = ExtensionRef {
-                    id: listing.device.extension_id.clone(),
-                    number: listing.extension_number,
-                    name: listing.extension_name,
-                };
+                let extension = listing.extension_ref();
                 DeviceEvent::new(kind, listing.device, &extension, now, sequence)
             })
             .collect())
@@ -385,11 +380,7 @@ impl FeedKind for PresenceFilter {
             .map(|v| {
                 let change = crate::events::PresenceChange {
                     pbx_id: principal.pbx_id.clone(),
-                    extension: crate::events::ExtensionRef {
-                        id: v.extension.id.clone(),
-                        number: v.extension.number.clone(),
-                        name: v.extension.name.clone(),
-                    },
+                    extension: crate::domain::ExtensionRef::from(&v.extension),
                     status: v.status,
                     previous_status: None,
                     cause: PresenceCause::simple(cause, "current status"),

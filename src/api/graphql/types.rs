@@ -3,15 +3,16 @@
 use super::caller;
 use crate::api::error::gql;
 use crate::clock::{now_ms, rfc3339};
+use crate::domain::DeviceListing;
 use crate::domain::{
-    Device, DeviceType, EndReason, ExtensionType, ExtensionView, PresenceStatus, SipTransport,
+    Device, DeviceType, EndReason, ExtensionRef, ExtensionType, ExtensionView, GreetingType,
+    PresenceStatus, SipTransport,
 };
 use crate::events::{
-    CauseKind, ChangeKind, DeviceChange, DeviceChangeKind, ExtensionChange, ExtensionRef,
-    PresenceCause, PresenceChange,
+    CauseKind, ChangeKind, DeviceChange, DeviceChangeKind, ExtensionChange, PresenceCause,
+    PresenceChange,
 };
 use crate::service::{CreatedExtension, ExtensionStats, PhoneStats};
-use crate::store::devices::DeviceListing;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 /// An extension with its live state.
@@ -507,7 +508,7 @@ pub struct CallEvent {
 }
 
 /// A voicemail mailbox (one per extension with voicemail on; id `vm_<number>`).
-pub struct Mailbox(pub crate::service::Mailbox);
+pub struct Mailbox(pub crate::domain::Mailbox);
 
 #[Object(name = "Mailbox")]
 impl Mailbox {
@@ -531,11 +532,7 @@ impl Mailbox {
     }
     /// `default` (the shipped prompt) or `custom` (uploaded with `PUT …/greeting`).
     async fn greeting_type(&self) -> GreetingType {
-        if self.0.custom_greeting {
-            GreetingType::Custom
-        } else {
-            GreetingType::Default
-        }
+        self.0.greeting
     }
     async fn notify_email(&self) -> Option<&str> {
         self.0.notify_email.as_deref()
@@ -552,14 +549,8 @@ impl Mailbox {
     }
 }
 
-#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
-pub enum GreetingType {
-    Default,
-    Custom,
-}
-
 /// A voicemail message; its audio is at `audioUrl` (WAV, Range requests).
-pub struct VoicemailMessageObject(pub crate::service::VoicemailMessage);
+pub struct VoicemailMessageObject(pub crate::domain::VoicemailMessage);
 
 #[Object(name = "VoicemailMessage")]
 impl VoicemailMessageObject {
@@ -595,7 +586,7 @@ impl VoicemailMessageObject {
 /// A message was deposited, heard, marked unheard, deleted or purged.
 #[derive(SimpleObject)]
 pub struct VoicemailEvent {
-    pub kind: crate::service::VoicemailChangeKind,
+    pub kind: crate::events::VoicemailChangeKind,
     pub mailbox_id: ID,
     pub extension: ExtensionRefObject,
     pub message: Option<VoicemailMessageObject>,
@@ -606,7 +597,7 @@ pub struct VoicemailEvent {
 }
 
 impl VoicemailEvent {
-    pub fn from_change(change: &crate::service::VoicemailChange, sequence: u64) -> Self {
+    pub fn from_change(change: &crate::events::VoicemailChange, sequence: u64) -> Self {
         Self {
             kind: change.kind,
             mailbox_id: ID(change.mailbox_id.clone()),

@@ -2,8 +2,8 @@
 
 use crate::api::{ApiError, AppState, Auth};
 use crate::clock::{now_ms, rfc3339};
+use crate::domain::DeviceListing;
 use crate::domain::{DeviceType, SipTransport};
-use crate::store::devices::DeviceListing;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};

@@ -5,7 +5,9 @@ use super::{integer_field, string_field};
 use crate::api::extract::{Body, JsonObject, Path, media_type};
 use crate::api::{ApiError, AppState, Auth};
 use crate::clock::rfc3339;
-use crate::service::{Mailbox, MailboxDraft, VoicemailMessage};
+use crate::domain::{GreetingType, Mailbox, VoicemailMessage};
+use crate::service::Field;
+use crate::service::MailboxDraft;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -69,11 +71,7 @@ impl<'a> MailboxJson<'a> {
             extension_name: &m.extension_name,
             message_count: m.message_count,
             new_messages: m.new_messages,
-            greeting_type: if m.custom_greeting {
-                "custom"
-            } else {
-                "default"
-            },
+            greeting_type: m.greeting.as_str(),
             notify_email: m.notify_email.as_deref(),
             pin_set: m.pin_set,
             max_message_seconds: m.max_message_seconds,
@@ -158,7 +156,11 @@ fn mailbox_draft(body: &Map<String, Value>) -> Result<MailboxDraft, ApiError> {
         pin: string_field(body, "pin")?,
         max_message_seconds: integer_field(body, "maxMessageSeconds")?,
         retention_days: integer_field(body, "retentionDays")?,
-        greeting_type: string_field(body, "greetingType")?,
+        greeting_type: match string_field(body, "greetingType")? {
+            Field::Absent => Field::Absent,
+            Field::Null => Field::Null,
+            Field::Value(raw) => Field::Value(GreetingType::parse(&raw)?),
+        },
     })
 }
 

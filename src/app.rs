@@ -84,7 +84,7 @@ pub async fn serve(
         );
         println!("switchboard: admin API key (all scopes), shown only this once: {key}");
     } else if let Some(wanted) = &opts.sip_domain
-        && let Some(pbx) = services.store.pbx_by_id_or_name("default").await?
+        && let Some(pbx) = services.pbx_by_id_or_name("default").await?
         && &pbx.sip_domain != wanted
     {
         tracing::warn!(
@@ -149,8 +149,7 @@ pub async fn serve(
     sip_runtime.spawn(maintenance(services.clone(), shutdown.clone()));
     let schema = api::graphql::build_schema(Some(services.clone()));
     let state = AppState {
-        subscriptions: api::graphql::SubscriptionExecutor::new(schema.clone(), opts.event_buffer),
-        schema,
+        graphql: api::graphql::SubscriptionExecutor::new(schema, opts.event_buffer),
         services: services.clone(),
         sip: Some(sip.core.clone()),
         shutdown: shutdown.clone(),
@@ -162,7 +161,7 @@ pub async fn serve(
     println!(
         "switchboard: ready http={http_addr} sip={} database={}",
         sip.addr,
-        services.store.backend_name()
+        services.database_backend()
     );
     std::io::stdout().flush()?;
     tracing::info!(http.addr = %http_addr, "listening");

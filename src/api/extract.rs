@@ -2,17 +2,19 @@
 //! and a raw body, each failing with our own error shape instead of axum's plain-text
 //! rejections.
 
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::auth::Principal;
+use crate::service::Services;
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The credential a request carries: `Authorization: Bearer <key or JWT>` or
 /// `X-API-Key: <key>`.
@@ -32,12 +34,17 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
 /// The authenticated caller; rejects with 401 otherwise.
 pub struct Auth(pub Principal);
 
-impl FromRequestParts<AppState> for Auth {
+impl<S> FromRequestParts<S> for Auth
+where
+    S: Send + Sync,
+    Arc<Services>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        match state.services.authenticate(token).await {
+        let services = Arc::<Services>::from_ref(state);
+        match services.authenticate(token).await {
             Ok(principal) => Ok(Auth(principal)),
             Err(e) => {
                 let api = ApiError::from(e);

@@ -25,7 +25,7 @@ pub type ExtensionDraftField<T> = Field<T>;
 
 use crate::auth::{AuthError, jwt::JwtKeys};
 use crate::domain::ValidationError;
-use crate::events::Bus;
+use crate::events::{Bus, Event, Subscription};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 
@@ -76,13 +76,15 @@ impl Default for ServiceConfig {
     }
 }
 
-/// Everything the use cases need; one per process, shared behind an `Arc`.
+/// Everything the use cases need; one per process, shared behind an `Arc`. The store
+/// and the bus stay inside: every reader and writer goes through a use case, so none
+/// can skip a rule, a lock or an event.
 pub struct Services {
-    pub store: Store,
-    pub bus: Bus,
-    pub live: LiveState,
-    pub jwt: JwtKeys,
-    pub config: ServiceConfig,
+    store: Store,
+    bus: Bus,
+    live: LiveState,
+    jwt: JwtKeys,
+    config: ServiceConfig,
     bindings: registrations::BindingIndex,
     writer: registrations::DeviceWriter,
     call_writer: calls::CallWriter,
@@ -114,6 +116,32 @@ impl Services {
     /// Live bindings held in memory, over all extensions.
     pub fn binding_count(&self) -> usize {
         self.bindings.total()
+    }
+
+    /// A round trip to the database, for the health check.
+    pub async fn ping_database(&self) -> ServiceResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn database_backend(&self) -> &'static str {
+        self.store.backend_name()
+    }
+
+    /// Events of PBX `pbx` (of every PBX when `None`) that `filter` takes, from the
+    /// returned sequence on (see [`Bus::subscribe`]).
+    pub fn subscribe_events(
+        &self,
+        pbx: Option<&str>,
+        filter: impl Fn(&Event) -> bool + Send + Sync + 'static,
+    ) -> Subscription {
+        self.bus.subscribe(pbx, filter)
+    }
+
+    /// The last event sequence PBX `pbx` assigned: a snapshot read after this covers
+    /// every event up to it.
+    pub fn event_sequence(&self, pbx: &str) -> u64 {
+        self.bus.sequence(pbx)
     }
 }
 

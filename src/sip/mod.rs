@@ -267,8 +267,7 @@ pub async fn start(
     let listener = core.clone();
     let mut events = core
         .services
-        .bus
-        .subscribe(None, |e| matches!(e, crate::events::Event::Voicemail(_)));
+        .subscribe_events(None, |e| matches!(e, crate::events::Event::Voicemail(_)));
     let stop = shutdown.clone();
     tokio::spawn(async move {
         loop {

@@ -362,7 +362,7 @@ impl SipCore {
     }
 
     async fn pbx_domain(&self, pbx_id: &str) -> Option<String> {
-        match self.services.store.pbx_by_id_or_name(pbx_id).await {
+        match self.services.pbx_by_id_or_name(pbx_id).await {
             Ok(Some(pbx)) => Some(pbx.sip_domain),
             _ => None,
         }

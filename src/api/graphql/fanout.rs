@@ -370,7 +370,7 @@ fn copy(response: &Response) -> Response {
 mod tests {
     use super::*;
     use crate::api::graphql::build_schema;
-    use crate::api::graphql::subscription::services_with_bus;
+    use crate::api::graphql::subscription::{TestServices, services_with_bus};
     use crate::auth::Scope;
     use crate::domain::PresenceSetting;
     use crate::service::{ExtensionDraft, Field, Services};
@@ -388,6 +388,8 @@ mod tests {
         principal: Principal,
         ids: HashMap<&'static str, String>,
         dir: std::path::PathBuf,
+        bus: crate::events::Bus,
+        store: crate::store::Store,
     }
 
     async fn fixture() -> Fixture {
@@ -395,7 +397,13 @@ mod tests {
     }
 
     async fn fixture_with_bus(capacity: usize) -> Fixture {
-        let (services, principal, dir) = services_with_bus(capacity).await;
+        let TestServices {
+            services,
+            principal,
+            dir,
+            bus,
+            store,
+        } = services_with_bus(capacity).await;
         let mut ids = HashMap::new();
         for number in ["101", "102"] {
             let draft = ExtensionDraft {
@@ -414,6 +422,8 @@ mod tests {
             principal,
             ids,
             dir,
+            bus,
+            store,
         }
     }
 
@@ -524,12 +534,12 @@ mod tests {
         );
         // The aborted group task drops its bus subscription when the runtime gets to it.
         for _ in 0..100 {
-            if f.services.bus.subscribers() == 0 {
+            if f.bus.subscribers() == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(f.services.bus.subscribers(), 0, "and its bus subscription");
+        assert_eq!(f.bus.subscribers(), 0, "and its bus subscription");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,7 +648,7 @@ mod tests {
 
         // The group's feed falls behind the bus and must resync, but its snapshot fails:
         // the table it reads is gone (a real failure of the real SQLite file).
-        let crate::store::Store::Sqlite(pool) = &f.services.store else {
+        let crate::store::Store::Sqlite(pool) = &f.store else {
             unreachable!("the fixture runs on SQLite")
         };
         let rename = |sql: &'static str| async move {
@@ -650,7 +660,7 @@ mod tests {
         rename("ALTER TABLE extension RENAME TO extension_away").await;
         // Far more than the group can take in while this loop runs without yielding.
         for _ in 0..100 {
-            f.services.bus.publish(Event::Presence(PresenceChange {
+            f.bus.publish(Event::Presence(PresenceChange {
                 pbx_id: f.principal.pbx_id.clone(),
                 extension: ExtensionRef {
                     id: f.ids["101"].clone(),

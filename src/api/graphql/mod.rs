@@ -10,14 +10,14 @@ mod subscription;
 mod types;
 mod ws;
 
+use super::ApiError;
 use super::extract::Auth;
-use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::service::Services;
 use async_graphql::{Context, Executor, Schema};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -67,7 +67,28 @@ pub fn sdl() -> String {
     build_schema(None).sdl()
 }
 
-pub fn routes() -> Router<AppState> {
+/// What the GraphQL endpoints need: the executor every operation runs through, the
+/// services (to check credentials) and the shutdown signal (websockets close on it).
+#[derive(Clone)]
+pub struct GraphqlState {
+    pub executor: SubscriptionExecutor,
+    pub services: Arc<Services>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl FromRef<GraphqlState> for Arc<Services> {
+    fn from_ref(state: &GraphqlState) -> Self {
+        state.services.clone()
+    }
+}
+
+/// `/graphql` and `/graphql/ws`, on any state their part can be taken from.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    GraphqlState: FromRef<S>,
+    Arc<Services>: FromRef<S>,
+{
     Router::new()
         .route("/graphql", post(graphql_http))
         .route("/graphql/ws", get(ws::graphql_ws))
@@ -76,7 +97,7 @@ pub fn routes() -> Router<AppState> {
 /// `POST /graphql`. The credential in the headers is checked first: without a valid
 /// one the answer is 401 and the body is never parsed.
 async fn graphql_http(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     caller: Result<Auth, ApiError>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -112,7 +133,7 @@ async fn graphql_http(
             );
         }
     };
-    let response = state.subscriptions.execute(request.data(principal)).await;
+    let response = state.executor.execute(request.data(principal)).await;
     axum::Json(response).into_response()
 }
 

@@ -139,7 +139,7 @@ fn snapshot_only<K: FeedKind>(
     covers.store(u64::MAX, Ordering::Relaxed);
     futures_util::stream::once(async move {
         // The snapshot is read after the sequence, so it includes every event up to it.
-        let sequence = services.bus.sequence(&principal.pbx_id);
+        let sequence = services.event_sequence(&principal.pbx_id);
         if cause == CauseKind::Snapshot && !K::OPENS_WITH_SNAPSHOT {
             covers.store(sequence, Ordering::Relaxed);
             return Vec::new();
@@ -470,9 +470,7 @@ fn feed<K: FeedKind>(
 ) -> impl Stream<Item = K::Item> {
     let kind = Arc::new(kind);
     let filter = kind.clone();
-    let sub = services
-        .bus
-        .subscribe(Some(&principal.pbx_id), move |e| filter.wants(e));
+    let sub = services.subscribe_events(Some(&principal.pbx_id), move |e| filter.wants(e));
     let state = FeedState {
         snapshot_due: (opening && K::OPENS_WITH_SNAPSHOT)
             .then_some((CauseKind::Snapshot, sub.sequence)),
@@ -530,21 +528,30 @@ fn log_feed_error(e: &ServiceError) {
     tracing::warn!(error = %e, "subscription ended: snapshot failed");
 }
 
-/// Services on a fresh SQLite file with the default PBX, and a principal with every
-/// scope in it (for the unit tests here and in `fanout`).
+/// Services on a fresh SQLite file with the default PBX, a principal with every scope
+/// in it, and handles on the bus and the store the services run on (for the unit tests
+/// here and in `fanout`).
 #[cfg(test)]
-pub(super) async fn services_with_bus(
-    capacity: usize,
-) -> (Arc<Services>, Principal, std::path::PathBuf) {
+pub(super) struct TestServices {
+    pub services: Arc<Services>,
+    pub principal: Principal,
+    pub dir: std::path::PathBuf,
+    pub bus: crate::events::Bus,
+    pub store: crate::store::Store,
+}
+
+#[cfg(test)]
+pub(super) async fn services_with_bus(capacity: usize) -> TestServices {
     use crate::auth::{ScopeSet, jwt::JwtKeys};
     use crate::events::Bus;
     use crate::store::Store;
     let dir = std::env::temp_dir().join(format!("sb-unit-{}", crate::ids::lower_alnum(12)));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(None, &dir).await.unwrap();
+    let bus = Bus::new(capacity);
     let services = Services::new(
-        store,
-        Bus::new(capacity),
+        store.clone(),
+        bus.clone(),
         JwtKeys::new(&[1; 32], 60).unwrap(),
     );
     let (pbx, _) = services
@@ -558,7 +565,13 @@ pub(super) async fn services_with_bus(
         key_id: "key_test".into(),
         scopes: ScopeSet::all(),
     };
-    (services, principal, dir)
+    TestServices {
+        services,
+        principal,
+        dir,
+        bus,
+        store,
+    }
 }
 
 #[cfg(test)]
@@ -569,7 +582,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lagging_presence_subscriber_gets_a_resync_snapshot_not_a_gap() {
-        let (services, principal, dir) = services_with_bus(2).await;
+        let TestServices {
+            services,
+            principal,
+            dir,
+            ..
+        } = services_with_bus(2).await;
         let draft = ExtensionDraft {
             number: Field::Value("101".into()),
             name: Field::Value("Alice".into()),
@@ -612,7 +630,7 @@ mod tests {
             crate::domain::PresenceStatus::Dnd,
             "the resync shows the latest state"
         );
-        assert_eq!(resync.sequence, services.bus.sequence(&principal.pbx_id));
+        assert_eq!(resync.sequence, services.event_sequence(&principal.pbx_id));
 
         // Afterwards, changes flow normally again.
         services

@@ -13,9 +13,10 @@
 //! through [`super::SubscriptionExecutor`], which executes identical subscriptions once
 //! for all their sockets; each operation's results go out in order.
 
+use super::GraphqlState;
 use super::protocol::{self, ClientMessage, Protocol, close};
+use crate::api::ApiError;
 use crate::api::extract::presented_token;
-use crate::api::{ApiError, AppState};
 use async_graphql::{Data, Executor, Response};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -33,7 +34,7 @@ use tokio::time::Instant;
 const INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn graphql_ws(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -94,7 +95,7 @@ enum Step {
 
 struct Connection {
     protocol: Protocol,
-    state: AppState,
+    state: GraphqlState,
     header_token: Option<String>,
     remote: SocketAddr,
     /// The caller, for every operation; set once `connection_init` is accepted.
@@ -182,10 +183,7 @@ impl Connection {
                     running.abort();
                 }
                 let (handle, registration) = AbortHandle::new_pair();
-                let responses = self
-                    .state
-                    .subscriptions
-                    .execute_stream(*request, Some(session));
+                let responses = self.state.executor.execute_stream(*request, Some(session));
                 let operation = Operation {
                     id: id.clone(),
                     responses: Some(responses),

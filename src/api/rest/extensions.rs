@@ -2,11 +2,13 @@
 
 use super::{integer_field, string_field};
 use crate::api::extract::{JsonObject, Path, Query};
-use crate::api::{ApiError, AppState, Auth};
+use crate::api::{ApiError, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{ExtensionType, ExtensionView, PresenceSetting, PresenceStatus};
-use crate::service::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
-use axum::extract::State;
+use crate::service::{
+    CreatedExtension, ExtensionDraft, ExtensionStats, Field, Services, SipCredentials,
+};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +17,13 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-pub fn routes() -> Router<AppState> {
+use std::sync::Arc;
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Services>: FromRef<S>,
+{
     Router::new()
         .route(
             "/v1/pbx/extensions",
@@ -198,7 +206,7 @@ fn created_json(created: &CreatedExtension) -> Value {
 }
 
 async fn list_extensions(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -220,10 +228,7 @@ async fn list_extensions(
             })
         })
         .transpose()?;
-    let views = state
-        .services
-        .list_extensions(&principal, kind, status)
-        .await?;
+    let views = services.list_extensions(&principal, kind, status).await?;
     let list: Vec<_> = views.iter().map(ExtensionJson::new).collect();
     Ok(Json(json!({ "extensions": list })))
 }
@@ -248,64 +253,58 @@ pub fn stats_json(stats: &ExtensionStats) -> Value {
 }
 
 async fn extension_stats(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
 ) -> Result<Json<Value>, ApiError> {
-    let stats = state.services.extension_stats(&principal).await?;
+    let stats = services.extension_stats(&principal).await?;
     Ok(Json(json!({ "stats": stats_json(&stats) })))
 }
 
 async fn get_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = state.services.get_extension(&principal, &id).await?;
+    let view = services.get_extension(&principal, &id).await?;
     Ok(Json(json!({ "extension": ExtensionJson::new(&view) })))
 }
 
 async fn create_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let draft = draft_from_json(&body)?;
-    let created = state.services.create_extension(&principal, draft).await?;
+    let created = services.create_extension(&principal, draft).await?;
     Ok((StatusCode::CREATED, Json(created_json(&created))).into_response())
 }
 
 async fn update_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     let draft = draft_from_json(&body)?;
-    let view = state
-        .services
-        .update_extension(&principal, &id, draft)
-        .await?;
+    let view = services.update_extension(&principal, &id, draft).await?;
     Ok(Json(json!({ "extension": ExtensionJson::new(&view) })))
 }
 
 async fn delete_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.delete_extension(&principal, &id).await?;
+    services.delete_extension(&principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reset_sip_credentials(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let created = state
-        .services
-        .reset_sip_credentials(&principal, &id)
-        .await?;
+    let created = services.reset_sip_credentials(&principal, &id).await?;
     Ok(Json(created_json(&created)))
 }
 

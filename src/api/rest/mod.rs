@@ -4,16 +4,24 @@
 mod calls;
 mod extensions;
 mod phones;
+mod tokens;
 mod voicemail;
 
-use super::{ApiError, AppState};
-use crate::service::Field;
+use super::ApiError;
+use crate::service::{Field, Services};
 use axum::Router;
+use axum::extract::FromRef;
 use serde_json::{Map, Number, Value};
+use std::sync::Arc;
 
-pub fn routes() -> Router<AppState> {
+/// The REST routes, on any state the services can be taken from.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Services>: FromRef<S>,
+{
     Router::new()
-        .merge(super::auth_routes())
+        .merge(tokens::routes())
         .merge(extensions::routes())
         .merge(phones::routes())
         .merge(calls::routes())

@@ -3,12 +3,13 @@
 
 use super::{integer_field, string_field};
 use crate::api::extract::{Body, JsonObject, Path, media_type};
-use crate::api::{ApiError, AppState, Auth};
+use crate::api::{ApiError, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{GreetingType, Mailbox, VoicemailMessage};
 use crate::service::Field;
 use crate::service::MailboxDraft;
-use axum::extract::{DefaultBodyLimit, State};
+use crate::service::Services;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -19,7 +20,13 @@ use serde_json::{Map, Value, json};
 /// Greeting uploads may be this large (two minutes of CD-quality stereo fit).
 pub const MAX_GREETING_BYTES: usize = 24 * 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
+use std::sync::Arc;
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Services>: FromRef<S>,
+{
     Router::new()
         .route("/v1/pbx/voicemail/mailboxes", get(list_mailboxes))
         .route(
@@ -112,20 +119,20 @@ impl<'a> MessageJson<'a> {
 }
 
 async fn list_mailboxes(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
 ) -> Result<Json<Value>, ApiError> {
-    let mailboxes = state.services.list_mailboxes(&principal).await?;
+    let mailboxes = services.list_mailboxes(&principal).await?;
     let list: Vec<_> = mailboxes.iter().map(MailboxJson::new).collect();
     Ok(Json(json!({ "mailboxes": list })))
 }
 
 async fn get_mailbox(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mailbox = state.services.get_mailbox(&principal, &id).await?;
+    let mailbox = services.get_mailbox(&principal, &id).await?;
     Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) })))
 }
 
@@ -175,22 +182,19 @@ const MAILBOX_READ_ONLY: &[&str] = &[
 ];
 
 async fn update_mailbox(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     let draft = mailbox_draft(&body)?;
-    let mailbox = state
-        .services
-        .update_mailbox(&principal, &id, draft)
-        .await?;
+    let mailbox = services.update_mailbox(&principal, &id, draft).await?;
     Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) })))
 }
 
 /// `PUT …/greeting` with a WAV body (any PCM or float WAV; stored as 8 kHz mono).
 async fn put_greeting(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -207,7 +211,7 @@ async fn put_greeting(
             format!("Greetings are uploaded as WAV (audio/wav), not {ct}"),
         ));
     }
-    match state.services.set_greeting(&principal, &id, &body).await? {
+    match services.set_greeting(&principal, &id, &body).await? {
         Ok(mailbox) => Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) }))),
         Err(e) => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -218,26 +222,26 @@ async fn put_greeting(
 }
 
 async fn list_messages(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let messages = state.services.list_messages(&principal, &id).await?;
+    let messages = services.list_messages(&principal, &id).await?;
     let list: Vec<_> = messages.iter().map(MessageJson::new).collect();
     Ok(Json(json!({ "messages": list })))
 }
 
 async fn get_message(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path((id, msg)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (message, _) = state.services.message_audio(&principal, &id, &msg).await?;
+    let (message, _) = services.message_audio(&principal, &id, &msg).await?;
     Ok(Json(json!({ "message": MessageJson::new(&message) })))
 }
 
 async fn update_message(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path((id, msg)): Path<(String, String)>,
     JsonObject(body): JsonObject,
@@ -254,19 +258,16 @@ async fn update_message(
         Some(Value::Bool(b)) => *b,
         _ => return Err(ApiError::validation("heard", "heard must be true or false")),
     };
-    let message = state
-        .services
-        .mark_message(&principal, &id, &msg, heard)
-        .await?;
+    let message = services.mark_message(&principal, &id, &msg, heard).await?;
     Ok(Json(json!({ "message": MessageJson::new(&message) })))
 }
 
 async fn delete_message(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path((id, msg)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.delete_message(&principal, &id, &msg).await?;
+    services.delete_message(&principal, &id, &msg).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,12 +316,12 @@ fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
 }
 
 async fn message_audio(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path((id, msg)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (message, path) = state.services.message_audio(&principal, &id, &msg).await?;
+    let (message, path) = services.message_audio(&principal, &id, &msg).await?;
     let bytes = tokio::fs::read(&path).await.map_err(|e| {
         tracing::error!(error = %e, path = %path.display(), "voicemail audio missing");
         ApiError::not_found("audio")

@@ -59,17 +59,17 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let rtp_ports = crate::media::ports::PortPool::parse(&opts.rtp_ports)
         .map_err(|e| anyhow::anyhow!("--rtp-ports {:?}: {e}", opts.rtp_ports))?;
-    if let Some(url) = &opts.smtp_url {
-        crate::service::parse_smtp_url(url).context("--smtp-url")?;
-    }
+    let mailer = match &opts.smtp_url {
+        Some(url) => Some(crate::service::Mailer::new(url, &opts.smtp_from).context("--smtp-url")?),
+        None => None,
+    };
     let store = open_store(&store_opts).await?;
     let jwt = JwtKeys::new(&jwt_secret(&store_opts.data_dir)?, opts.jwt_ttl)?;
     let config = ServiceConfig {
         node_id: opts.node_id.clone().unwrap_or_else(crate::config::hostname),
         max_bindings: opts.max_bindings.max(1),
         data_dir: store_opts.data_dir.clone(),
-        smtp_url: opts.smtp_url.clone(),
-        smtp_from: opts.smtp_from.clone(),
+        mailer,
     };
     let services = Services::with_config(store, Bus::new(opts.event_buffer), jwt, config);
 

@@ -211,6 +211,15 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %other, "database error");
                 ApiError::internal()
             }
+            ServiceError::File(e) => {
+                tracing::error!(error = %e, "voicemail file operation failed");
+                ApiError::internal()
+            }
+            ServiceError::BadAudio(e) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("The greeting must be a WAV file: {e}"),
+            ),
         }
     }
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 mod calls;
 mod extensions;
+mod field;
 mod live;
 mod registrations;
 mod tenants;
@@ -12,16 +13,14 @@ mod voicemail;
 
 pub use accounts::SipAccount;
 pub use calls::{CallHandle, CallPage, Party};
-pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
+pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, SipCredentials};
+pub use field::Field;
 pub use live::LiveState;
 pub use registrations::{
     Binding, ContactChange, PhoneStats, RegisterAction, RegisterInput, RegisterOutcome,
 };
 pub use tenants::Bootstrap;
-pub use voicemail::{MailboxDraft, parse_smtp_url};
-
-/// A field of client input (absent, null or a value), as for extensions.
-pub type ExtensionDraftField<T> = Field<T>;
+pub use voicemail::{AudioFileError, MailboxDraft, Mailer, SmtpUrlError};
 
 use crate::auth::{AuthError, jwt::JwtKeys};
 use crate::domain::ValidationError;
@@ -46,6 +45,12 @@ pub enum ServiceError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A voicemail file could not be written or read (the disk, not the database).
+    #[error(transparent)]
+    File(#[from] AudioFileError),
+    /// Uploaded audio we cannot read (not a WAV we decode).
+    #[error(transparent)]
+    BadAudio(#[from] crate::media::audio::AudioError),
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
@@ -59,9 +64,8 @@ pub struct ServiceConfig {
     pub max_bindings: usize,
     /// Where voicemail audio lives (`<data dir>/voicemail`).
     pub data_dir: std::path::PathBuf,
-    /// `smtp://host:port` for voicemail emails; none, no email.
-    pub smtp_url: Option<String>,
-    pub smtp_from: String,
+    /// The relay voicemail emails go through; none, no email.
+    pub mailer: Option<Mailer>,
 }
 
 impl Default for ServiceConfig {
@@ -70,8 +74,7 @@ impl Default for ServiceConfig {
             node_id: "node-1".to_owned(),
             max_bindings: 10,
             data_dir: std::path::PathBuf::from("./data"),
-            smtp_url: None,
-            smtp_from: "voicemail@switchboard.local".to_owned(),
+            mailer: None,
         }
     }
 }
@@ -90,6 +93,7 @@ pub struct Services {
     call_writer: calls::CallWriter,
     accounts: accounts::AccountCache,
     locks: StripedLocks,
+    audio_files: voicemail::AudioFiles,
 }
 
 impl Services {
@@ -106,10 +110,11 @@ impl Services {
             bus,
             live: LiveState::default(),
             jwt,
-            config,
             bindings: registrations::BindingIndex::default(),
             accounts: accounts::AccountCache::default(),
             locks: StripedLocks::default(),
+            audio_files: voicemail::AudioFiles::new(&config.data_dir),
+            config,
         })
     }
 

@@ -211,14 +211,8 @@ async fn put_greeting(
             format!("Greetings are uploaded as WAV (audio/wav), not {ct}"),
         ));
     }
-    match services.set_greeting(&principal, &id, &body).await? {
-        Ok(mailbox) => Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) }))),
-        Err(e) => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("The greeting must be a WAV file: {e}"),
-        )),
-    }
+    let mailbox = services.set_greeting(&principal, &id, &body).await?;
+    Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) })))
 }
 
 async fn list_messages(

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::borrow::Cow;
 
 /// A client-facing error. Internal details never reach the client; they are logged once,
 /// where the error is classified.
@@ -19,7 +20,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub field: Option<&'static str>,
+    /// The input field to blame, by its API name (a body's JSON key).
+    pub field: Option<Cow<'static, str>>,
 }
 
 impl ApiError {
@@ -52,9 +54,9 @@ impl ApiError {
         )
     }
 
-    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self {
-            field: Some(field),
+            field: Some(field.into()),
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_error",
@@ -89,7 +91,7 @@ impl ApiError {
     /// field of the input is to blame.
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some(field) = self.field {
+        if let Some(field) = &self.field {
             body["field"] = json!(field);
         }
         body
@@ -113,8 +115,8 @@ impl ApiError {
         } = self;
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
-            if let Some(field) = field {
-                ext.set("field", field);
+            if let Some(field) = &field {
+                ext.set("field", field.as_ref());
             }
         })
     }
@@ -195,7 +197,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Validation(v) => v.into(),
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Conflict { field, message } => ApiError {
-                field: Some(field),
+                field: Some(field.into()),
                 ..ApiError::new(StatusCode::CONFLICT, "conflict", message)
             },
             ServiceError::Auth(a) => a.into(),

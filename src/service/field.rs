@@ -1,4 +1,6 @@
 //! The one shape of client input to an update: each field absent, `null` or a value.
+//! REST bodies deserialize into it (see `api::rest::body`), GraphQL inputs convert
+//! from `MaybeUndefined`.
 
 use crate::domain::ValidationError;
 
@@ -12,6 +14,15 @@ pub enum Field<T> {
 }
 
 impl<T> Field<T> {
+    /// Parses the value, if there is one; absent and `null` stay as they are.
+    pub fn try_map<U, E>(self, parse: impl FnOnce(T) -> Result<U, E>) -> Result<Field<U>, E> {
+        Ok(match self {
+            Field::Absent => Field::Absent,
+            Field::Null => Field::Null,
+            Field::Value(v) => Field::Value(parse(v)?),
+        })
+    }
+
     /// For fields that cannot be cleared: `null` is an error, absent is `None`.
     pub(super) fn required_or_absent(
         self,

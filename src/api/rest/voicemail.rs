@@ -1,8 +1,8 @@
 //! `/v1/pbx/voicemail/mailboxes`: mailboxes, their messages (audio with Range
 //! requests), greetings.
 
-use super::{integer_field, string_field};
-use crate::api::extract::{Body, JsonObject, Path, media_type};
+use super::body::{self, JsonBody, RequestBody};
+use crate::api::extract::{Body, Path, media_type};
 use crate::api::{ApiError, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{GreetingType, Mailbox, VoicemailMessage};
@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 /// Greeting uploads may be this large (two minutes of CD-quality stereo fit).
 pub const MAX_GREETING_BYTES: usize = 24 * 1024 * 1024;
@@ -136,58 +136,77 @@ async fn get_mailbox(
     Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) })))
 }
 
-const WRITABLE: &[&str] = &[
-    "notifyEmail",
-    "pin",
-    "maxMessageSeconds",
-    "retentionDays",
-    "greetingType",
-];
-
-fn mailbox_draft(body: &Map<String, Value>) -> Result<MailboxDraft, ApiError> {
-    for key in body.keys() {
-        if WRITABLE.contains(&key.as_str()) {
-            continue;
-        }
-        if MAILBOX_READ_ONLY.contains(&key.as_str()) {
-            return Err(ApiError::validation("body", format!("{key} is read-only")));
-        }
-        return Err(ApiError::validation(
-            "body",
-            format!("{key} is not a known field"),
-        ));
-    }
-    // A PIN given as a number would lose leading zeros: only strings are taken.
-    Ok(MailboxDraft {
-        notify_email: string_field(body, "notifyEmail")?,
-        pin: string_field(body, "pin")?,
-        max_message_seconds: integer_field(body, "maxMessageSeconds")?,
-        retention_days: integer_field(body, "retentionDays")?,
-        greeting_type: match string_field(body, "greetingType")? {
-            Field::Absent => Field::Absent,
-            Field::Null => Field::Null,
-            Field::Value(raw) => Field::Value(GreetingType::parse(&raw)?),
-        },
-    })
+/// What a client may change in a mailbox; `null` restores a setting's default. A PIN
+/// is a string: as a number it would lose its leading zeros.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MailboxBody {
+    #[serde(default, deserialize_with = "body::string")]
+    notify_email: Field<String>,
+    #[serde(default, deserialize_with = "body::string")]
+    pin: Field<String>,
+    #[serde(default, deserialize_with = "body::integer")]
+    max_message_seconds: Field<i64>,
+    #[serde(default, deserialize_with = "body::integer")]
+    retention_days: Field<i64>,
+    #[serde(default, deserialize_with = "body::string")]
+    greeting_type: Field<String>,
 }
 
-const MAILBOX_READ_ONLY: &[&str] = &[
-    "id",
-    "extensionId",
-    "extensionNumber",
-    "extensionName",
-    "messageCount",
-    "newMessages",
-    "pinSet",
-];
+impl RequestBody for MailboxBody {
+    fn unknown_field(key: &str) -> ApiError {
+        const READ_ONLY: &[&str] = &[
+            "id",
+            "extensionId",
+            "extensionNumber",
+            "extensionName",
+            "messageCount",
+            "newMessages",
+            "pinSet",
+        ];
+        if READ_ONLY.contains(&key) {
+            ApiError::validation("body", format!("{key} is read-only"))
+        } else {
+            ApiError::validation("body", format!("{key} is not a known field"))
+        }
+    }
+}
+
+impl MailboxBody {
+    fn into_draft(self) -> Result<MailboxDraft, ApiError> {
+        Ok(MailboxDraft {
+            notify_email: self.notify_email,
+            pin: self.pin,
+            max_message_seconds: self.max_message_seconds,
+            retention_days: self.retention_days,
+            greeting_type: self
+                .greeting_type
+                .try_map(|raw| GreetingType::parse(&raw))?,
+        })
+    }
+}
+
+/// What a client may change in a message: whether it was heard.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    #[serde(default, deserialize_with = "body::boolean")]
+    heard: Field<bool>,
+}
+
+impl RequestBody for MessageBody {
+    fn unknown_field(key: &str) -> ApiError {
+        ApiError::validation("body", format!("{key} cannot be changed (only heard)"))
+    }
+}
 
 async fn update_mailbox(
     State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    JsonBody(body): JsonBody<MailboxBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let draft = mailbox_draft(&body)?;
+    let draft = body.into_draft()?;
     let mailbox = services.update_mailbox(&principal, &id, draft).await?;
     Ok(Json(json!({ "mailbox": MailboxJson::new(&mailbox) })))
 }
@@ -238,19 +257,10 @@ async fn update_message(
     State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path((id, msg)): Path<(String, String)>,
-    JsonObject(body): JsonObject,
+    JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<Json<Value>, ApiError> {
-    for key in body.keys() {
-        if key != "heard" {
-            return Err(ApiError::validation(
-                "body",
-                format!("{key} cannot be changed (only heard)"),
-            ));
-        }
-    }
-    let heard = match body.get("heard") {
-        Some(Value::Bool(b)) => *b,
-        _ => return Err(ApiError::validation("heard", "heard must be true or false")),
+    let Field::Value(heard) = body.heard else {
+        return Err(ApiError::validation("heard", "heard must be true or false"));
     };
     let message = services.mark_message(&principal, &id, &msg, heard).await?;
     Ok(Json(json!({ "message": MessageJson::new(&message) })))

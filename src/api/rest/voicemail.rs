@@ -1,15 +1,13 @@
-//! `/v1/pbx/voicemail/mailboxes`: mailboxes, their messages (audio with Range
-//! requests), greetings.
+//! `/v1/pbx/voicemail/mailboxes`: mailboxes, their messages (audio served by
+//! tower-http, with Range and conditional requests), greetings.
 
 use super::body::{self, JsonBody, RequestBody};
 use crate::api::extract::{Body, Path, media_type};
 use crate::api::{ApiError, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{GreetingType, Mailbox, VoicemailMessage};
-use crate::service::Field;
-use crate::service::MailboxDraft;
-use crate::service::Services;
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use crate::service::{Field, MailboxDraft, Services};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -21,6 +19,7 @@ use serde_json::{Value, json};
 pub const MAX_GREETING_BYTES: usize = 24 * 1024 * 1024;
 
 use std::sync::Arc;
+use tower_http::services::ServeFile;
 
 pub fn routes<S>() -> Router<S>
 where
@@ -275,118 +274,56 @@ async fn delete_message(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// What a `Range` header asks for, against a body of `len` bytes.
-#[derive(Debug, PartialEq, Eq)]
-enum RangeRequest {
-    Whole,
-    Part(u64, u64),
-    Unsatisfiable,
-}
-
-/// One `bytes=` range (RFC 9110 §14.1.2); several ranges or other units get the
-/// whole body, which the RFC allows.
-fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return RangeRequest::Whole;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Whole;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return RangeRequest::Whole;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    let parsed = match (first.is_empty(), last.is_empty()) {
-        (true, false) => match last.parse::<u64>() {
-            Ok(0) => return RangeRequest::Unsatisfiable,
-            Ok(n) => Some((len.saturating_sub(n), len.saturating_sub(1))),
-            Err(_) => None,
-        },
-        (false, true) => first
-            .parse::<u64>()
-            .ok()
-            .map(|a| (a, len.saturating_sub(1))),
-        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
-            (Ok(a), Ok(b)) if a <= b => Some((a, b.min(len.saturating_sub(1)))),
-            _ => None,
-        },
-        (true, true) => None,
-    };
-    match parsed {
-        None => RangeRequest::Whole,
-        Some((a, _)) if a >= len => RangeRequest::Unsatisfiable,
-        Some((a, b)) => RangeRequest::Part(a, b),
-    }
-}
-
+/// The WAV of a message, by tower-http's file serving: `Range` (one range; several are
+/// 416), `Last-Modified` with `If-Modified-Since` and `If-Unmodified-Since`, `HEAD`.
 async fn message_audio(
     State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path((id, msg)): Path<(String, String)>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let (message, path) = services.message_audio(&principal, &id, &msg).await?;
-    let bytes = tokio::fs::read(&path).await.map_err(|e| {
-        tracing::error!(error = %e, path = %path.display(), "voicemail audio missing");
-        ApiError::not_found("audio")
-    })?;
-    let len = bytes.len() as u64;
-    let disposition = HeaderValue::from_str(&format!("inline; filename=\"{}.wav\"", message.id))
-        .unwrap_or(HeaderValue::from_static("inline"));
-    let common = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("audio/wav")),
-        (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
-        (header::CONTENT_DISPOSITION, disposition),
-    ];
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    Ok(match parse_range(range, len) {
-        RangeRequest::Whole => (common, bytes).into_response(),
-        RangeRequest::Part(a, b) => {
-            let content_range = HeaderValue::from_str(&format!("bytes {a}-{b}/{len}"))
-                .map_err(|_| ApiError::internal())?;
-            (
-                StatusCode::PARTIAL_CONTENT,
-                common,
-                [(header::CONTENT_RANGE, content_range)],
-                bytes[a as usize..=b as usize].to_vec(),
-            )
-                .into_response()
+    let served = ServeFile::new(&path).try_call(request).await;
+    let mut response = match served {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "voicemail audio unreadable");
+            return Err(ApiError::internal());
         }
-        RangeRequest::Unsatisfiable => {
-            let content_range = HeaderValue::from_str(&format!("bytes */{len}"))
-                .map_err(|_| ApiError::internal())?;
-            (
+    };
+    match response.status() {
+        StatusCode::NOT_FOUND => {
+            tracing::error!(path = %path.display(), "voicemail audio missing");
+            Err(ApiError::not_found("audio"))
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            // `bytes */<length>`: say the length in our own error body too.
+            let content_range = response.headers().get(header::CONTENT_RANGE).cloned();
+            let length = content_range
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes */"))
+                .unwrap_or("?")
+                .to_owned();
+            let mut refused = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                [(header::CONTENT_RANGE, content_range)],
-                Json(json!({
-                    "error": "range_not_satisfiable",
-                    "message": format!("The audio is {len} bytes long"),
-                })),
+                "range_not_satisfiable",
+                format!("The audio is {length} bytes long (one range at a time)"),
             )
-                .into_response()
+            .into_response();
+            if let Some(value) = content_range {
+                refused.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            Ok(refused)
         }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_follow_rfc_9110() {
-        use RangeRequest::*;
-        assert_eq!(parse_range(None, 100), Whole);
-        assert_eq!(parse_range(Some("bytes=0-9"), 100), Part(0, 9));
-        assert_eq!(parse_range(Some("bytes=90-"), 100), Part(90, 99));
-        assert_eq!(parse_range(Some("bytes=-10"), 100), Part(90, 99));
-        assert_eq!(parse_range(Some("bytes=-500"), 100), Part(0, 99));
-        assert_eq!(parse_range(Some("bytes=50-5000"), 100), Part(50, 99));
-        assert_eq!(parse_range(Some("bytes=100-"), 100), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 100), Unsatisfiable);
-        // Not understood or several: the whole body.
-        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Whole);
-        assert_eq!(parse_range(Some("items=0-1"), 100), Whole);
-        assert_eq!(parse_range(Some("bytes=9-1"), 100), Whole);
-        assert_eq!(parse_range(Some("bytes=x-"), 100), Whole);
+        _ => {
+            let disposition =
+                HeaderValue::from_str(&format!("inline; filename=\"{}.wav\"", message.id))
+                    .unwrap_or(HeaderValue::from_static("inline"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, disposition);
+            Ok(response)
+        }
     }
 }

@@ -303,6 +303,13 @@ impl Member {
     }
 }
 
+/// A member's responses: its own snapshot, then the group's responses it has not
+/// covered, and its own resync when it falls behind the group.
+///
+/// Written as one `unfold` over [`Member`] rather than as stream combinators (as the
+/// feeds in `subscription` are): joining happens lazily on the first poll, and each
+/// snapshot feeds back into what is relayed next (`covered`) or ends the stream
+/// (`ended`), which combinators would have to thread through shared cells.
 fn member(
     executor: SubscriptionExecutor,
     key: GroupKey,

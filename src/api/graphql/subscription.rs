@@ -3,7 +3,7 @@
 //! Each feed subscribes to the bus *before* it reads its snapshot, so nothing falls
 //! between the two (see [`crate::events::Bus::subscribe`]). A subscriber that lags
 //! behind the bounded bus gets a fresh snapshot (cause `RESYNC`) instead of silently
-//! missing changes; events already covered by that snapshot are skipped.
+//! missing changes; the bus drops the stale backlog that snapshot covers.
 
 use super::caller;
 use super::types::{
@@ -13,15 +13,15 @@ use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
 use crate::events::{
-    CauseKind, ChangeKind, DeviceChangeKind, Envelope, Event, PresenceCause, RecvError,
+    CauseKind, ChangeKind, Delivery, DeviceChangeKind, Envelope, Event, PresenceCause,
 };
 use crate::service::{ServiceError, ServiceResult, Services};
 use async_graphql::{Context, ID, Result, Subscription};
 use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_stream::{Stream, StreamExt};
 
 pub struct SubscriptionRoot;
 
@@ -115,15 +115,15 @@ fn open_feed<K: FeedKind>(
     principal.require(scope).map_err(|e| gql(e.into()))?;
     let (services, principal) = (services.clone(), principal.clone());
     Ok(match ctx.data_opt::<FeedMode>().cloned() {
-        None => feed(services, principal, kind, true, None).boxed(),
+        None => Box::pin(feed(services, principal, kind, true, None)),
         Some(FeedMode::Live { at, on_bus }) => {
             // `feed` subscribes before it returns.
-            let live = feed(services, principal, kind, false, Some(at)).boxed();
+            let live = Box::pin(feed(services, principal, kind, false, Some(at)));
             on_bus.send_replace(true);
             live
         }
         Some(FeedMode::Snapshot { cause, covers }) => {
-            snapshot_only(services, principal, kind, cause, covers).boxed()
+            Box::pin(snapshot_only(services, principal, kind, cause, covers))
         }
     })
 }
@@ -137,7 +137,7 @@ fn snapshot_only<K: FeedKind>(
     covers: Arc<AtomicU64>,
 ) -> impl Stream<Item = K::Item> {
     covers.store(u64::MAX, Ordering::Relaxed);
-    futures_util::stream::once(async move {
+    let snapshot = futures_util::stream::once(async move {
         // The snapshot is read after the sequence, so it includes every event up to it.
         let sequence = services.event_sequence(&principal.pbx_id);
         if cause == CauseKind::Snapshot && !K::OPENS_WITH_SNAPSHOT {
@@ -154,8 +154,13 @@ fn snapshot_only<K: FeedKind>(
                 Vec::new()
             }
         }
-    })
-    .flat_map(futures_util::stream::iter)
+    });
+    flatten(snapshot)
+}
+
+/// The items of each batch in turn (tokio-stream has no `flat_map`).
+fn flatten<T>(batches: impl Stream<Item = Vec<T>>) -> impl Stream<Item = T> {
+    futures_util::StreamExt::flat_map(batches, tokio_stream::iter)
 }
 
 struct CallFilter {
@@ -435,32 +440,59 @@ impl FeedKind for ExtensionFilter {
     }
 }
 
-struct FeedState<K: FeedKind> {
-    kind: Arc<K>,
-    services: Arc<Services>,
-    principal: Principal,
-    receiver: crate::events::Receiver,
-    /// A snapshot to send before anything else: its cause and sequence.
-    snapshot_due: Option<(CauseKind, u64)>,
-    /// Events up to this sequence are already covered by the last snapshot.
-    covered_until: u64,
-    pending: VecDeque<K::Item>,
-    at: Option<Arc<AtomicU64>>,
+/// One step of a feed: an event from the bus, or a snapshot to take (at the opening
+/// and after a lag) that covers the bus up to `sequence`.
+enum Step {
+    Event(Arc<Envelope>),
+    Snapshot { cause: CauseKind, sequence: u64 },
 }
 
-impl<K: FeedKind> FeedState<K> {
-    /// `item`, noting its sequence for whoever shares this feed's output.
-    fn emit(self, item: K::Item, sequence: u64) -> Option<(K::Item, Self)> {
-        if let Some(at) = &self.at {
-            at.store(sequence, Ordering::Relaxed);
+impl Step {
+    fn of(delivery: Delivery, pbx_id: &str) -> Step {
+        match delivery {
+            Delivery::Event(envelope) => Step::Event(envelope),
+            Delivery::Lagged { missed, sequence } => {
+                tracing::warn!(missed, pbx.id = %pbx_id, "subscriber lagged; resending a snapshot");
+                Step::Snapshot {
+                    cause: CauseKind::Resync,
+                    sequence,
+                }
+            }
         }
-        Some((item, self))
+    }
+}
+
+/// The items one step turns into, each with the bus sequence it shows; `None` when a
+/// snapshot failed, which ends the feed (the client resubscribes).
+async fn resolve<K: FeedKind>(
+    kind: &K,
+    services: &Services,
+    principal: &Principal,
+    step: Step,
+) -> Option<Vec<(K::Item, u64)>> {
+    match step {
+        Step::Event(envelope) => Some(
+            kind.select(principal, &envelope)
+                .map(|item| (item, envelope.sequence))
+                .into_iter()
+                .collect(),
+        ),
+        Step::Snapshot { cause, sequence } => {
+            match kind.snapshot(services, principal, cause, sequence).await {
+                Ok(items) => Some(items.into_iter().map(|i| (i, sequence)).collect()),
+                Err(e) => {
+                    log_feed_error(&e);
+                    None
+                }
+            }
+        }
     }
 }
 
 /// The live feed: subscribes to the bus, opens with a snapshot when `opening` and the
-/// kind has one, then yields every event it takes; a lag sends a resync snapshot. When
-/// `at` is given, it holds the sequence of the item being yielded.
+/// kind has one, then yields every event it takes; a lag (the bus drops the stale
+/// backlog) sends a resync snapshot. When `at` is given, it holds the sequence of the
+/// item being yielded.
 fn feed<K: FeedKind>(
     services: Arc<Services>,
     principal: Principal,
@@ -471,56 +503,29 @@ fn feed<K: FeedKind>(
     let kind = Arc::new(kind);
     let filter = kind.clone();
     let sub = services.subscribe_events(Some(&principal.pbx_id), move |e| filter.wants(e));
-    let state = FeedState {
-        snapshot_due: (opening && K::OPENS_WITH_SNAPSHOT)
-            .then_some((CauseKind::Snapshot, sub.sequence)),
-        covered_until: sub.sequence,
-        kind,
-        services,
-        principal,
-        receiver: sub.receiver,
-        pending: VecDeque::new(),
-        at,
-    };
-    futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some((cause, sequence)) = st.snapshot_due.take() {
-                match st
-                    .kind
-                    .snapshot(&st.services, &st.principal, cause, sequence)
-                    .await
-                {
-                    Ok(items) => st.pending.extend(items),
-                    Err(e) => {
-                        // Ending the stream tells the client to resubscribe.
-                        log_feed_error(&e);
-                        return None;
-                    }
-                }
+    let opening = (opening && K::OPENS_WITH_SNAPSHOT).then_some(Step::Snapshot {
+        cause: CauseKind::Snapshot,
+        sequence: sub.sequence,
+    });
+    let pbx_id = principal.pbx_id.clone();
+    let deliveries = sub.receiver.map(move |d| Step::of(d, &pbx_id));
+    // One clone of one `Arc` per step, not of everything the steps need.
+    let context = Arc::new((kind, services, principal));
+    let batches = tokio_stream::iter(opening)
+        .chain(deliveries)
+        .then(move |step| {
+            let context = context.clone();
+            async move {
+                let (kind, services, principal) = &*context;
+                resolve(&**kind, services, principal, step).await
             }
-            if let Some(item) = st.pending.pop_front() {
-                let sequence = st.covered_until;
-                return st.emit(item, sequence);
-            }
-            match st.receiver.recv().await {
-                Ok(envelope) => {
-                    if envelope.sequence <= st.covered_until {
-                        continue;
-                    }
-                    if let Some(item) = st.kind.select(&st.principal, &envelope) {
-                        return st.emit(item, envelope.sequence);
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    // The snapshot covers everything up to now, the stale backlog too.
-                    let sequence = st.receiver.clear();
-                    tracing::warn!(missed, pbx.id = %st.principal.pbx_id, "subscriber lagged; resending a snapshot");
-                    st.covered_until = sequence;
-                    st.snapshot_due = Some((CauseKind::Resync, sequence));
-                }
-                Err(RecvError::Closed) => return None,
-            }
+        })
+        .map_while(|batch| batch);
+    flatten(batches).map(move |(item, sequence)| {
+        if let Some(at) = &at {
+            at.store(sequence, Ordering::Relaxed);
         }
+        item
     })
 }
 

@@ -1,7 +1,7 @@
 //! Mutations: the same use cases as the REST shim.
 
 use super::caller;
-use super::types::{Extension, ExtensionCredentialsPayload, Mailbox, VoicemailMessageObject};
+use super::types::{Extension, ExtensionCredentialsPayload, Mailbox, VoicemailMessage};
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, GreetingType, PresenceSetting};
 use crate::service::{ExtensionDraft, Field, MailboxDraft};
@@ -194,13 +194,13 @@ impl MutationRoot {
         mailbox_id: ID,
         id: ID,
         heard: bool,
-    ) -> Result<VoicemailMessageObject> {
+    ) -> Result<VoicemailMessage> {
         let (services, principal) = caller(ctx)?;
         let message = services
             .mark_message(principal, &mailbox_id, &id, heard)
             .await
             .map_err(gql)?;
-        Ok(VoicemailMessageObject(message))
+        Ok(VoicemailMessage(message))
     }
 
     /// Deletes a message and its audio; returns its id.

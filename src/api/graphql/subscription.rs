@@ -7,7 +7,7 @@
 
 use super::caller;
 use super::types::{
-    CallEvent, CallObject, DeviceEvent, Extension, ExtensionEvent, PresenceEvent, VoicemailEvent,
+    Call, CallEvent, DeviceEvent, Extension, ExtensionEvent, PresenceEvent, VoicemailEvent,
 };
 use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
@@ -191,7 +191,7 @@ impl FeedKind for CallFilter {
             {
                 Some(CallEvent {
                     kind: change.kind,
-                    call: CallObject(change.call.clone()),
+                    call: Call(change.call.clone()),
                     at: rfc3339(change.at),
                     sequence: envelope.sequence,
                 })
@@ -218,7 +218,7 @@ impl FeedKind for CallFilter {
             .filter(|c| self.watches(c))
             .map(|c| CallEvent {
                 kind: c.state,
-                call: CallObject(c),
+                call: Call(c),
                 at: at.clone(),
                 sequence,
             })

@@ -9,6 +9,8 @@ mod guard;
 mod headers;
 pub mod message;
 mod mwi;
+#[cfg(test)]
+mod oracle_tests;
 mod proxy;
 mod registrar;
 mod sdp;

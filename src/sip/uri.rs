@@ -80,7 +80,7 @@ fn is_unreserved_user_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c)
 }
 
-fn valid_host(host: &str) -> bool {
+pub(super) fn valid_host(host: &str) -> bool {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return inner.parse::<std::net::Ipv6Addr>().is_ok();
     }
@@ -143,10 +143,45 @@ pub fn parse_params(raw: &str) -> Result<Params, UriError> {
             Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
             None => (part, None),
         };
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        // A URI parameter's name is `1*paramchar` (RFC 3261 §25.1), wider than a token;
+        // header parameters narrow it (`parse_header_params`).
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| is_token_byte(b) || b"()[]/:&$".contains(&b))
+        {
             return Err(UriError("bad parameter name"));
         }
         params.push((name.to_owned(), value));
+    }
+    Ok(params)
+}
+
+/// Parses the parameters of a header value (`generic-param`, RFC 3261 §25.1): as
+/// [`parse_params`], and each value a token, a host or a quoted string (`tag` and
+/// `branch` a token), so that a value with spaces, `@` or `/` in it (`tag=a b@c`) is
+/// refused rather than carried on.
+pub fn parse_header_params(raw: &str) -> Result<Params, UriError> {
+    let params = parse_params(raw)?;
+    let token = |v: &str| !v.is_empty() && v.bytes().all(is_token_byte);
+    let gen_value = |v: &str| {
+        let quoted = v.len() >= 2 && v.starts_with('"') && v.ends_with('"');
+        quoted || (!v.is_empty() && v.bytes().all(|b| is_token_byte(b) || b"[]:".contains(&b)))
+    };
+    for (name, value) in &params {
+        if !token(name) {
+            return Err(UriError("bad parameter name"));
+        }
+        let Some(v) = value else { continue };
+        // `tag` and `branch` are tokens (RFC 3261 §20.20, §20.42); others any gen-value.
+        let ok = if name.eq_ignore_ascii_case("tag") || name.eq_ignore_ascii_case("branch") {
+            token(v)
+        } else {
+            gen_value(v)
+        };
+        if !ok {
+            return Err(UriError("bad parameter value"));
+        }
     }
     Ok(params)
 }
@@ -367,7 +402,7 @@ impl NameAddr {
             let after = &raw[lt + 1..];
             let gt = after.find('>').ok_or(UriError("unclosed <"))?;
             let uri = Uri::parse(&after[..gt])?;
-            let params = parse_params(after[gt + 1..].trim())?;
+            let params = parse_header_params(after[gt + 1..].trim())?;
             let display = if display_raw.is_empty() {
                 None
             } else if let Some(q) = display_raw.strip_prefix('"') {
@@ -399,7 +434,7 @@ impl NameAddr {
             Ok(NameAddr {
                 display: None,
                 uri: Uri::parse(uri_part)?,
-                params: parse_params(params)?,
+                params: parse_header_params(params)?,
             })
         }
     }
@@ -509,6 +544,30 @@ mod tests {
             let uri = Uri::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(uri.to_string(), raw);
         }
+    }
+
+    #[test]
+    fn header_parameter_values_are_tokens_hosts_or_quoted_strings() {
+        for ok in [
+            "<sip:a@b>;tag=x-1.2!%*_+`'~",
+            "<sip:a@b>;received=2001:db8::1;maddr=[2001:db8::2]",
+            "<sip:a@b>;+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";ob",
+            "sip:a@b;tag=1",
+        ] {
+            assert!(NameAddr::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "<sip:a@b>;tag=2fb0-ID: 3d94@Zmx",
+            "<sip:a@b>;tag=a/b",
+            "<sip:a@b>;tag=a:b",
+            "<sip:a@b>;tag=",
+            "sip:a@b;tag=x@y",
+        ] {
+            assert!(NameAddr::parse(bad).is_err(), "{bad}");
+        }
+        // URI parameters keep their own, wider alphabet (RFC 3261 `paramchar`).
+        assert!(Uri::parse("sip:a@b;x=a/b&c:d;user]=phone").is_ok());
+        assert!(NameAddr::parse("<sip:a@b>;user]=phone").is_err());
     }
 
     #[test]

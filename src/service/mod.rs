@@ -3,22 +3,24 @@
 
 mod accounts;
 mod auth;
+mod bindings;
 mod calls;
 mod extensions;
 mod field;
 mod live;
+mod phones;
 mod registrations;
 mod tenants;
 mod voicemail;
 
 pub use accounts::SipAccount;
+pub use bindings::Binding;
 pub use calls::{CallHandle, CallPage, Party};
 pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, SipCredentials};
 pub use field::Field;
 pub use live::LiveState;
-pub use registrations::{
-    Binding, ContactChange, PhoneStats, RegisterAction, RegisterInput, RegisterOutcome,
-};
+pub use phones::PhoneStats;
+pub use registrations::{ContactChange, RegisterAction, RegisterInput, RegisterOutcome};
 pub use tenants::Bootstrap;
 pub use voicemail::{AudioFileError, MailboxDraft, Mailer, SmtpUrlError};
 
@@ -88,7 +90,7 @@ pub struct Services {
     live: LiveState,
     jwt: JwtKeys,
     config: ServiceConfig,
-    bindings: registrations::BindingIndex,
+    bindings: bindings::BindingIndex,
     writer: registrations::DeviceWriter,
     call_writer: calls::CallWriter,
     accounts: accounts::AccountCache,
@@ -110,7 +112,7 @@ impl Services {
             bus,
             live: LiveState::default(),
             jwt,
-            bindings: registrations::BindingIndex::default(),
+            bindings: bindings::BindingIndex::default(),
             accounts: accounts::AccountCache::default(),
             locks: StripedLocks::default(),
             audio_files: voicemail::AudioFiles::new(&config.data_dir),

@@ -5,7 +5,6 @@ use crate::api::graphql::LimitError;
 use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::service::ServiceError;
-use crate::store::StoreError;
 use async_graphql::ErrorExtensions;
 use axum::Json;
 use axum::http::StatusCode;
@@ -201,7 +200,7 @@ impl From<ServiceError> for ApiError {
                 ..ApiError::new(StatusCode::CONFLICT, "conflict", message)
             },
             ServiceError::Auth(a) => a.into(),
-            ServiceError::Store(StoreError::Unavailable(detail)) => {
+            ServiceError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "database unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -45,8 +45,13 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The database could not be reached (no connection, a stopped writer): worth a
+    /// retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database failure.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// A voicemail file could not be written or read (the disk, not the database).
     #[error(transparent)]
     File(#[from] AudioFileError),
@@ -56,6 +61,15 @@ pub enum ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(detail) => ServiceError::Unavailable(detail),
+            other => ServiceError::Store(other),
+        }
+    }
+}
 
 /// Settings of the use cases.
 #[derive(Debug, Clone)]

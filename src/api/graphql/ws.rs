@@ -12,6 +12,10 @@
 //! running id silently replace the first (the protocol says 4409). Operations run
 //! through [`super::SubscriptionExecutor`], which executes identical subscriptions once
 //! for all their sockets; each operation's results go out in order.
+//!
+//! async-graphql-axum's `GraphQLProtocol` extractor does not pick the subprotocol here:
+//! it refuses an upgrade that names none (400) where we speak graphql-transport-ws, and
+//! it does not tell which protocol it chose.
 
 use super::GraphqlState;
 use super::protocol::{self, ClientMessage, Protocol, close};

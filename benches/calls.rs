@@ -7,9 +7,8 @@
 //! Run: `scripts/bench/calls` (or `cargo bench --bench calls -- [--quick]`).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_imports, unused_macros)]
 mod common;
-#[allow(dead_code)]
+#[expect(dead_code, reason = "shared by both benchmarks; each uses a part")]
 mod support;
 
 use common::sip::{Account, free_port};

@@ -9,9 +9,7 @@
 //! Run: `scripts/bench/isolation` (or `cargo bench --bench isolation -- [--quick]`).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_imports, unused_macros)]
 mod common;
-#[allow(dead_code)]
 mod support;
 
 use common::sip::{Account, authorization, header, status};

@@ -11,9 +11,7 @@
 //! Run: `scripts/bench/register` (or `cargo bench --bench register -- [--quick]`).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_imports, unused_macros)]
 mod common;
-#[allow(dead_code)]
 mod support;
 
 use common::sip::{RawSip, free_port, header, status};

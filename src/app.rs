@@ -59,9 +59,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let rtp_ports = crate::media::ports::PortPool::parse(&opts.rtp_ports)
         .map_err(|e| anyhow::anyhow!("--rtp-ports {:?}: {e}", opts.rtp_ports))?;
-    if let Some(url) = &opts.smtp_url {
-        crate::service::parse_smtp_url(url).context("--smtp-url")?;
-    }
+    let mailer = match &opts.smtp_url {
+        Some(url) => Some(crate::service::Mailer::new(url, &opts.smtp_from).context("--smtp-url")?),
+        None => None,
+    };
     let tls = match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
         _ => None,
@@ -72,8 +73,7 @@ pub async fn serve(
         node_id: opts.node_id.clone().unwrap_or_else(crate::config::hostname),
         max_bindings: opts.max_bindings.max(1),
         data_dir: store_opts.data_dir.clone(),
-        smtp_url: opts.smtp_url.clone(),
-        smtp_from: opts.smtp_from.clone(),
+        mailer,
     };
     // Built on the SIP runtime: the write-behind tasks it starts (bindings, call
     // records) are SIP's work and must not queue behind API load.
@@ -93,7 +93,7 @@ pub async fn serve(
         );
         println!("switchboard: admin API key (all scopes), shown only this once: {key}");
     } else if let Some(wanted) = &opts.sip_domain
-        && let Some(pbx) = services.store.pbx_by_id_or_name("default").await?
+        && let Some(pbx) = services.pbx_by_id_or_name("default").await?
         && &pbx.sip_domain != wanted
     {
         tracing::warn!(
@@ -162,8 +162,7 @@ pub async fn serve(
     sip_runtime.spawn(maintenance(services.clone(), shutdown.clone()));
     let schema = api::graphql::build_schema(Some(services.clone()));
     let state = AppState {
-        subscriptions: api::graphql::SubscriptionExecutor::new(schema.clone(), opts.event_buffer),
-        schema,
+        graphql: api::graphql::SubscriptionExecutor::new(schema, opts.event_buffer),
         services: services.clone(),
         sip: Some(sip.sip.clone()),
         shutdown: shutdown.clone(),
@@ -188,7 +187,7 @@ pub async fn serve(
     if let Some(addr) = sip.tls_addr {
         ready.push_str(&format!(" sip_tls={addr}"));
     }
-    println!("{ready} database={}", services.store.backend_name());
+    println!("{ready} database={}", services.database_backend());
     std::io::stdout().flush()?;
     tracing::info!(http.addr = %http_addr, "listening");
 

@@ -8,19 +8,18 @@
 //! [`RecvError::Lagged`] and must resync from a snapshot (the GraphQL subscriptions do
 //! exactly that).
 
-use crate::domain::{Call, CallState, Device, ExtensionView, PresenceStatus};
+use crate::domain::{
+    Call, CallState, Device, ExtensionRef, ExtensionView, PresenceStatus, VoicemailMessage,
+};
+use crate::sync::MutexExt;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use tokio::sync::mpsc;
-
-/// `id`, `number` and `name` of the extension an event is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtensionRef {
-    pub id: String,
-    pub number: String,
-    pub name: String,
-}
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 
 /// Why presence changed (or was reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
@@ -113,6 +112,30 @@ pub struct CallChange {
     pub at: i64,
 }
 
+/// What changed in a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum VoicemailChangeKind {
+    Deposited,
+    Heard,
+    Unheard,
+    Deleted,
+    Purged,
+}
+
+/// A message was deposited, heard, marked unheard, deleted or purged; the counts are
+/// the mailbox's after the change (what message-waiting lamps show).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoicemailChange {
+    pub pbx_id: String,
+    pub extension: ExtensionRef,
+    pub mailbox_id: String,
+    pub kind: VoicemailChangeKind,
+    pub message: Option<VoicemailMessage>,
+    pub new_messages: u32,
+    pub old_messages: u32,
+    pub at: i64,
+}
+
 /// Everything a person could watch happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -121,7 +144,7 @@ pub enum Event {
     /// Boxed: a device record is large, and most events are small.
     Device(Box<DeviceChange>),
     Call(Box<CallChange>),
-    Voicemail(Box<crate::service::VoicemailChange>),
+    Voicemail(Box<VoicemailChange>),
 }
 
 impl Event {
@@ -202,7 +225,7 @@ pub fn lossy_queue<T>(capacity: usize) -> (LossySender<T>, LossyReceiver<T>) {
             missed: missed.clone(),
         },
         LossyReceiver {
-            queue: receiver,
+            queue: ReceiverStream::new(receiver),
             missed,
         },
     )
@@ -227,8 +250,9 @@ impl<T> LossySender<T> {
     }
 }
 
+/// The receiving end of a [`lossy_queue`].
 pub struct LossyReceiver<T> {
-    queue: mpsc::Receiver<T>,
+    queue: ReceiverStream<T>,
     missed: Arc<AtomicU64>,
 }
 
@@ -237,16 +261,21 @@ impl<T> LossyReceiver<T> {
     /// call (those still queued are older than the gap); `Closed` once every sender is
     /// gone and the queue is empty.
     pub async fn recv(&mut self) -> Result<T, RecvError> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
         let missed = self.missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
-            return Err(RecvError::Lagged(missed));
+            return Poll::Ready(Err(RecvError::Lagged(missed)));
         }
-        self.queue.recv().await.ok_or(RecvError::Closed)
+        let next = ready!(Pin::new(&mut self.queue).poll_next(cx));
+        Poll::Ready(next.ok_or(RecvError::Closed))
     }
 
     /// Drops everything queued (and any pending lag report).
     pub fn drain(&mut self) {
-        while self.queue.try_recv().is_ok() {}
+        while self.queue.as_mut().try_recv().is_ok() {}
         self.missed.store(0, Ordering::Relaxed);
     }
 }
@@ -288,6 +317,37 @@ pub enum RecvError {
     /// must resync from a snapshot. Items still queued are older than the gap.
     Lagged(u64),
     Closed,
+}
+
+/// What a subscription's stream yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Event(Arc<Envelope>),
+    /// The subscriber fell `missed` events behind. Its stale backlog is already
+    /// dropped (see [`Receiver::clear`]): a snapshot read now covers every event up to
+    /// `sequence`, and what follows is newer.
+    Lagged {
+        missed: u64,
+        sequence: u64,
+    },
+}
+
+/// A subscription as a stream: a lag is reported once, with the backlog dropped and
+/// the position a snapshot must start from; the stream ends with the bus.
+impl Stream for Receiver {
+    type Item = Delivery;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let this = self.get_mut();
+        Poll::Ready(match ready!(this.queue.poll_recv(cx)) {
+            Ok(envelope) => Some(Delivery::Event(envelope)),
+            Err(RecvError::Lagged(missed)) => Some(Delivery::Lagged {
+                missed,
+                sequence: this.clear(),
+            }),
+            Err(RecvError::Closed) => None,
+        })
+    }
 }
 
 impl Receiver {
@@ -340,9 +400,7 @@ impl Bus {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BusInner> {
         // A panic while holding this lock cannot leave the counter half-updated.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock_unpoisoned()
     }
 
     /// Publishes `event` and returns its sequence number within its PBX. Call only
@@ -501,6 +559,37 @@ mod tests {
                 "nothing else was delivered"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn as_a_stream_a_subscription_reports_a_lag_once_with_its_backlog_dropped() {
+        use tokio_stream::StreamExt;
+        let bus = Bus::new(2);
+        let sub = bus.subscribe(Some("pbx_1"), |_| true);
+        let mut deliveries = sub.receiver;
+        for n in 10..15 {
+            bus.publish(presence(&n.to_string()));
+        }
+        assert_eq!(
+            deliveries.next().await,
+            Some(Delivery::Lagged {
+                missed: 3,
+                sequence: 5
+            })
+        );
+        bus.publish(presence("16"));
+        match deliveries.next().await {
+            Some(Delivery::Event(e)) => assert_eq!(e.sequence, 6, "the backlog is gone"),
+            other => panic!("{other:?}"),
+        }
+        drop(bus);
+        let quiet = std::time::Duration::from_millis(20);
+        assert!(
+            tokio::time::timeout(quiet, deliveries.next())
+                .await
+                .is_err(),
+            "the receiver's own handle keeps the bus alive: no end, no item"
+        );
     }
 
     #[test]

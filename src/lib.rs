@@ -14,4 +14,5 @@ pub mod runtime;
 pub mod service;
 pub mod sip;
 pub mod store;
+pub mod sync;
 pub mod tls;

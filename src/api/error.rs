@@ -3,13 +3,14 @@
 
 use crate::api::graphql::LimitError;
 use crate::auth::AuthError;
+use crate::domain::ValidationError;
 use crate::service::ServiceError;
-use crate::store::StoreError;
 use async_graphql::ErrorExtensions;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::borrow::Cow;
 
 /// A client-facing error. Internal details never reach the client; they are logged once,
 /// where the error is classified.
@@ -18,7 +19,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub field: Option<&'static str>,
+    /// The input field to blame, by its API name (a body's JSON key).
+    pub field: Option<Cow<'static, str>>,
 }
 
 impl ApiError {
@@ -51,9 +53,9 @@ impl ApiError {
         )
     }
 
-    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self {
-            field: Some(field),
+            field: Some(field.into()),
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_error",
@@ -88,7 +90,7 @@ impl ApiError {
     /// field of the input is to blame.
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some(field) = self.field {
+        if let Some(field) = &self.field {
             body["field"] = json!(field);
         }
         body
@@ -112,8 +114,8 @@ impl ApiError {
         } = self;
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", code);
-            if let Some(field) = field {
-                ext.set("field", field);
+            if let Some(field) = &field {
+                ext.set("field", field.as_ref());
             }
         })
     }
@@ -182,19 +184,23 @@ impl From<LimitError> for ApiError {
     }
 }
 
+impl From<ValidationError> for ApiError {
+    fn from(v: ValidationError) -> Self {
+        ApiError::validation(v.field, format!("{} {}", v.field, v.message))
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
-            ServiceError::Validation(v) => {
-                ApiError::validation(v.field, format!("{} {}", v.field, v.message))
-            }
+            ServiceError::Validation(v) => v.into(),
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Conflict { field, message } => ApiError {
-                field: Some(field),
+                field: Some(field.into()),
                 ..ApiError::new(StatusCode::CONFLICT, "conflict", message)
             },
             ServiceError::Auth(a) => a.into(),
-            ServiceError::Store(StoreError::Unavailable(detail)) => {
+            ServiceError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "database unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -206,6 +212,15 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %other, "database error");
                 ApiError::internal()
             }
+            ServiceError::File(e) => {
+                tracing::error!(error = %e, "voicemail file operation failed");
+                ApiError::internal()
+            }
+            ServiceError::BadAudio(e) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("The greeting must be a WAV file: {e}"),
+            ),
         }
     }
 }

@@ -1,18 +1,19 @@
-//! Extractors: the authenticated caller, path and query parameters, a JSON object body
-//! and a raw body, each failing with our own error shape instead of axum's plain-text
-//! rejections.
+//! Extractors: the authenticated caller, path and query parameters and a raw body,
+//! each failing with our own error shape instead of axum's plain-text rejections (typed
+//! JSON bodies are `rest::body`'s).
 
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::auth::Principal;
+use crate::service::Services;
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The credential a request carries: `Authorization: Bearer <key or JWT>` or
 /// `X-API-Key: <key>`.
@@ -32,12 +33,17 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
 /// The authenticated caller; rejects with 401 otherwise.
 pub struct Auth(pub Principal);
 
-impl FromRequestParts<AppState> for Auth {
+impl<S> FromRequestParts<S> for Auth
+where
+    S: Send + Sync,
+    Arc<Services>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        match state.services.authenticate(token).await {
+        let services = Arc::<Services>::from_ref(state);
+        match services.authenticate(token).await {
             Ok(principal) => Ok(Auth(principal)),
             Err(e) => {
                 let api = ApiError::from(e);
@@ -141,33 +147,6 @@ impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for Body<LIMIT> {
                     ApiError::bad_request("Could not read the request body")
                 }
             })
-    }
-}
-
-/// A request body that must be one JSON object (64 KiB at most).
-pub struct JsonObject(pub Map<String, Value>);
-
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = media_type(req.headers());
-        if let Some(ct) = content_type
-            && ct != "application/json"
-            && !ct.ends_with("+json")
-        {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Content-Type must be application/json",
-            ));
-        }
-        let Body::<{ super::MAX_BODY_BYTES }>(bytes) = Body::from_request(req, state).await?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::bad_request("Request body must be a JSON object")),
-            Err(e) => Err(ApiError::bad_request(format!("Malformed JSON: {e}"))),
-        }
     }
 }
 

@@ -17,11 +17,11 @@ pub use listener::{HttpListener, HttpsListener};
 
 use crate::service::Services;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,16 +34,34 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// 65,534 bytes itself, before any layer runs: see [`listener`].
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// Shared by every handler; cheap to clone.
+/// What the HTTP side shares; cheap to clone. Handlers take only their part of it
+/// (axum's [`FromRef`]): REST handlers the services ([`Arc<Services>`]), GraphQL its
+/// [`graphql::GraphqlState`]; neither sees the other's.
 #[derive(Clone)]
 pub struct AppState {
     pub services: Arc<Services>,
-    pub schema: graphql::AppSchema,
-    /// Runs websocket operations; shares one execution among identical subscriptions.
-    pub subscriptions: graphql::SubscriptionExecutor,
+    /// Runs every GraphQL operation; shares one execution among identical
+    /// subscriptions.
+    pub graphql: graphql::SubscriptionExecutor,
     /// The SIP core, for SIP over WebSocket at `/sip`.
     pub sip: Option<Arc<crate::sip::Sip>>,
     pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for Arc<Services> {
+    fn from_ref(state: &AppState) -> Self {
+        state.services.clone()
+    }
+}
+
+impl FromRef<AppState> for graphql::GraphqlState {
+    fn from_ref(state: &AppState) -> Self {
+        graphql::GraphqlState {
+            executor: state.graphql.clone(),
+            services: state.services.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -161,12 +179,12 @@ async fn sip_websocket(
 
 /// 200 when a round trip to the database succeeds within 2 s, else 503.
 async fn healthz(State(state): State<AppState>) -> Response {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.services.store.ping()).await;
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.services.ping_database()).await;
     match ping {
         Ok(Ok(())) => {
             let mut body = serde_json::json!({
                 "status": "ok",
-                "database": state.services.store.backend_name(),
+                "database": state.services.database_backend(),
             });
             if let Some(sip) = &state.sip {
                 body["sip"] = serde_json::json!({
@@ -209,21 +227,4 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "Method not allowed on this route; see the Allow header",
     )
-}
-
-/// `POST /v1/auth/token`: an API key (or a still-valid JWT) in, a fresh JWT out.
-async fn issue_token(
-    State(state): State<AppState>,
-    Auth(principal): Auth,
-) -> Result<Response, ApiError> {
-    let (token, exp) = state.services.issue_token(&principal).await?;
-    Ok(axum::Json(serde_json::json!({
-        "token": token,
-        "expiresAt": crate::clock::rfc3339(exp * 1000),
-    }))
-    .into_response())
-}
-
-pub(crate) fn auth_routes() -> Router<AppState> {
-    Router::new().route("/v1/auth/token", post(issue_token))
 }

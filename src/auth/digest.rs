@@ -12,6 +12,7 @@
 //! by id.
 
 use crate::sip::syntax::unquote;
+use crate::sync::MutexExt;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -136,7 +137,7 @@ impl NonceBook {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
-        self.window.lock().unwrap_or_else(|p| p.into_inner())
+        self.window.lock_unpoisoned()
     }
 
     /// A fresh nonce for `realm`.

@@ -191,6 +191,31 @@ pub struct Extension {
     pub updated_at: i64,
 }
 
+/// `id`, `number` and `name` of an extension: how events and listings name the
+/// extension they are about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionRef {
+    pub id: String,
+    pub number: String,
+    pub name: String,
+}
+
+impl ExtensionRef {
+    pub fn new(id: impl Into<String>, number: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            number: number.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl From<&Extension> for ExtensionRef {
+    fn from(ext: &Extension) -> Self {
+        Self::new(&ext.id, &ext.number, &ext.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,25 +5,33 @@ mod call;
 mod device;
 mod email;
 mod extension;
+mod pbx;
 mod presence;
-mod registration;
 mod routing;
 pub mod text;
+mod user_agent;
 mod validation;
+mod voicemail;
 
 pub use call::{Call, CallDirection, CallState, Disposition, HangupSide};
 pub use routing::{CallTarget, Fallback, RouteDecision, decide};
 
-pub use device::{DeviceInfo, DeviceType, classify};
+pub use device::{Device, DeviceListing, EndReason, SipTransport};
 pub use email::EmailAddress;
-pub use registration::{Device, EndReason, SipTransport};
+pub use user_agent::{DeviceInfo, DeviceType, classify};
 
 pub use extension::{
-    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionType,
-    ForwardingNumber, RingTimeout,
+    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionRef,
+    ExtensionType, ForwardingNumber, RingTimeout,
 };
+pub use pbx::Pbx;
 pub use presence::{ManualPresence, PresenceSetting, PresenceStatus, derive_status};
 pub use validation::ValidationError;
+pub use voicemail::{
+    DEFAULT_MAX_MESSAGE_SECONDS, DEFAULT_RETENTION_DAYS, GreetingType, MAX_GREETING_SECONDS,
+    Mailbox, MaxMessageSeconds, Pin, RetentionDays, VoicemailMessage, mailbox_id, mailbox_number,
+    pin_matches,
+};
 
 /// An extension as the API shows it: the stored fields plus live state.
 #[derive(Debug, Clone, PartialEq, Eq)]

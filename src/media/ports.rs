@@ -1,6 +1,7 @@
 //! The RTP port pool (`--rtp-ports`, default 10000-20000): even ports (RTP; RTCP would
 //! take the odd one above), handed out round-robin and given back when dropped.
 
+use crate::sync::MutexExt;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -21,12 +22,7 @@ pub struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.pool
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .remove(&self.port);
+        self.pool.state.lock_unpoisoned().1.remove(&self.port);
     }
 }
 
@@ -59,7 +55,7 @@ impl PortPool {
         let count = (u32::from(self.last) - u32::from(self.first)) / 2 + 1;
         for _ in 0..count {
             let port = {
-                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut state = self.state.lock_unpoisoned();
                 let port = state.0;
                 state.0 = if u32::from(port) + 2 > u32::from(self.last) {
                     self.first
@@ -82,11 +78,7 @@ impl PortPool {
                 }
                 Err(_) => {
                     // Taken by someone else: skip it.
-                    self.state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .1
-                        .remove(&port);
+                    self.state.lock_unpoisoned().1.remove(&port);
                 }
             }
         }
@@ -97,7 +89,7 @@ impl PortPool {
     }
 
     pub fn in_use(&self) -> usize {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+        self.state.lock_unpoisoned().1.len()
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::g711::Codec;
 use super::ports::Lease;
+use crate::sync::MutexExt;
 use rtp_rs::{RtpPacketBuilder, RtpReader};
 use std::net::SocketAddr;
 use tokio::time::{Duration, Instant};
@@ -78,7 +79,7 @@ impl Session {
     }
 
     fn remote(&self) -> SocketAddr {
-        *self.remote.lock().unwrap_or_else(|p| p.into_inner())
+        *self.remote.lock_unpoisoned()
     }
 
     /// Sends `samples` as 20 ms packets in real time; stops early on `stop`. Packets
@@ -116,8 +117,8 @@ impl Session {
     }
 
     fn heard(&self, from: SocketAddr) {
-        *self.last_heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        *self.remote.lock().unwrap_or_else(|p| p.into_inner()) = from;
+        *self.last_heard.lock_unpoisoned() = Instant::now();
+        *self.remote.lock_unpoisoned() = from;
     }
 
     /// Records until `stop`, the maximum length, `limits.silence` without voice, or
@@ -129,7 +130,7 @@ impl Session {
         let mut buf = vec![0u8; 2048];
         let ended = loop {
             let now = Instant::now();
-            let last_heard = *self.last_heard.lock().unwrap_or_else(|p| p.into_inner());
+            let last_heard = *self.last_heard.lock_unpoisoned();
             let deadline = (started + limits.max_length)
                 .min(last_voice + limits.silence)
                 .min(last_heard + limits.no_media);

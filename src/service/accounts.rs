@@ -4,8 +4,9 @@
 //! (PBXes are created by the CLI, in another process).
 
 use super::{ServiceResult, Services};
-use crate::domain::ExtensionType;
-use crate::store::pbx::Pbx;
+use crate::domain::Pbx;
+use crate::domain::{ExtensionRef, ExtensionType};
+use crate::sync::RwLockExt;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tokio::time::{Duration, Instant};
@@ -33,6 +34,13 @@ pub struct SipAccount {
     pub caller_id_number: Option<String>,
 }
 
+impl SipAccount {
+    /// The extension the account belongs to, as events name it.
+    pub fn extension_ref(&self) -> ExtensionRef {
+        ExtensionRef::new(&self.extension_id, &self.number, &self.name)
+    }
+}
+
 #[derive(Default)]
 pub struct AccountCache {
     by_user: RwLock<HashMap<String, Arc<SipAccount>>>,
@@ -48,8 +56,7 @@ impl AccountCache {
     /// Drops the cached account of an extension (after any change to it).
     pub fn invalidate(&self, extension_id: &str) {
         self.by_user
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+            .write_unpoisoned()
             .retain(|_, a| a.extension_id != extension_id);
     }
 }
@@ -58,13 +65,7 @@ impl Services {
     /// The account a SIP username belongs to (any PBX: usernames are globally unique);
     /// `None` for an unknown username and for an extension without SIP credentials.
     pub async fn sip_account(&self, username: &str) -> ServiceResult<Option<Arc<SipAccount>>> {
-        if let Some(hit) = self
-            .accounts
-            .by_user
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(username)
-        {
+        if let Some(hit) = self.accounts.by_user.read_unpoisoned().get(username) {
             return Ok(Some(hit.clone()));
         }
         let Some(secrets) = self.store.sip_secrets(username).await? else {
@@ -93,8 +94,7 @@ impl Services {
         });
         self.accounts
             .by_user
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+            .write_unpoisoned()
             .insert(username.to_owned(), account.clone());
         Ok(Some(account))
     }
@@ -125,13 +125,7 @@ impl Services {
         pick: impl FnOnce(&[Pbx]) -> Option<&Pbx>,
     ) -> ServiceResult<Option<Arc<Pbx>>> {
         let now = Instant::now();
-        let cached = self
-            .accounts
-            .by_domain
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned();
+        let cached = self.accounts.by_domain.read_unpoisoned().get(key).cloned();
         let _refresh = match cached {
             Some((at, pbx)) if now.duration_since(at) < PBX_TTL => return Ok(pbx),
             Some((_, stale)) => match self.accounts.refreshing.try_lock() {
@@ -142,11 +136,7 @@ impl Services {
         };
         let all = self.store.list_pbx().await?;
         let found = pick(&all).cloned().map(Arc::new);
-        let mut cache = self
-            .accounts
-            .by_domain
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.accounts.by_domain.write_unpoisoned();
         if cache.len() > 10_000 {
             cache.clear();
         }

@@ -5,10 +5,11 @@
 use super::{ServiceResult, Services};
 use crate::auth::{Principal, Scope};
 use crate::clock::now_ms;
+use crate::domain::ExtensionRef;
 use crate::domain::{
     Call, CallDirection, CallState, CallTarget, Disposition, Extension, HangupSide, derive_status,
 };
-use crate::events::{CallChange, CauseKind, Event, ExtensionRef, PresenceCause, PresenceChange};
+use crate::events::{CallChange, CauseKind, Event, PresenceCause, PresenceChange};
 use crate::store::batch::BatchWriter;
 use crate::store::calls::{CallFilter, CallRow};
 use std::sync::Arc;
@@ -279,11 +280,7 @@ impl Services {
             };
             self.bus.publish(Event::Presence(PresenceChange {
                 pbx_id: call.pbx_id.clone(),
-                extension: ExtensionRef {
-                    id: ext.id.clone(),
-                    number: ext.number.clone(),
-                    name: ext.name.clone(),
-                },
+                extension: ExtensionRef::from(&ext),
                 status: new,
                 previous_status: Some(old),
                 cause: PresenceCause {

@@ -1,51 +1,17 @@
 //! Extensions: list, read, create (with SIP credentials), update, delete, rotate
 //! credentials, set presence.
 
-use super::{ServiceError, ServiceResult, Services};
+use super::{Field, ServiceError, ServiceResult, Services};
 use crate::auth::{Principal, Scope, digest};
 use crate::clock::now_ms;
 use crate::domain::{
-    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionType,
-    ExtensionView, ForwardingNumber, PresenceSetting, PresenceStatus, RingTimeout, ValidationError,
-    derive_status,
+    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionRef,
+    ExtensionType, ExtensionView, ForwardingNumber, PresenceSetting, PresenceStatus, RingTimeout,
+    ValidationError, derive_status,
 };
-use crate::events::{
-    CauseKind, ChangeKind, Event, ExtensionChange, ExtensionRef, PresenceCause, PresenceChange,
-};
+use crate::events::{CauseKind, ChangeKind, Event, ExtensionChange, PresenceCause, PresenceChange};
 use crate::store::StoreError;
 use crate::store::extensions::{ExtensionChangeset, ExtensionRow};
-
-/// One field of client input: absent (leave alone), explicit `null` (clear), or a value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Field<T> {
-    #[default]
-    Absent,
-    Null,
-    Value(T),
-}
-
-impl<T> Field<T> {
-    /// For fields that cannot be cleared: `null` is an error, absent is `None`.
-    fn required_or_absent(self, field: &'static str) -> Result<Option<T>, ValidationError> {
-        match self {
-            Field::Absent => Ok(None),
-            Field::Null => Err(ValidationError::new(field, "cannot be null")),
-            Field::Value(v) => Ok(Some(v)),
-        }
-    }
-
-    /// For nullable fields: `None` leaves alone, `Some(None)` clears.
-    fn nullable<U>(
-        self,
-        parse: impl FnOnce(T) -> Result<U, ValidationError>,
-    ) -> Result<Option<Option<U>>, ValidationError> {
-        match self {
-            Field::Absent => Ok(None),
-            Field::Null => Ok(Some(None)),
-            Field::Value(v) => parse(v).map(|u| Some(Some(u))),
-        }
-    }
-}
 
 /// Raw extension input, as REST and GraphQL both hand it over. Parsing into domain
 /// types happens here, once, for both.
@@ -139,14 +105,6 @@ pub struct ExtensionStats {
     pub by_type: Vec<(ExtensionType, u32)>,
     pub by_status: Vec<(PresenceStatus, u32)>,
     pub registered_devices: u32,
-}
-
-fn extension_ref(ext: &Extension) -> ExtensionRef {
-    ExtensionRef {
-        id: ext.id.clone(),
-        number: ext.number.clone(),
-        name: ext.name.clone(),
-    }
 }
 
 fn number_conflict(number: &str) -> ServiceError {
@@ -384,7 +342,7 @@ impl Services {
             };
             self.bus.publish(Event::Presence(PresenceChange {
                 pbx_id: principal.pbx_id.clone(),
-                extension: extension_ref(&new.extension),
+                extension: ExtensionRef::from(&new.extension),
                 status: new.status,
                 previous_status: Some(old.status),
                 cause,

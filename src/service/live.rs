@@ -2,6 +2,7 @@
 //! answered calls each extension has right now. The registrar and the call tracker
 //! write them; everything that shows presence reads them.
 
+use crate::sync::RwLockExt;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -12,15 +13,11 @@ pub struct LiveState {
 }
 
 fn read(map: &RwLock<HashMap<String, u32>>, key: &str) -> u32 {
-    map.read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(key)
-        .copied()
-        .unwrap_or(0)
+    map.read_unpoisoned().get(key).copied().unwrap_or(0)
 }
 
 fn write(map: &RwLock<HashMap<String, u32>>, key: &str, value: u32) {
-    let mut guard = map.write().unwrap_or_else(|p| p.into_inner());
+    let mut guard = map.write_unpoisoned();
     if value == 0 {
         guard.remove(key);
     } else {

@@ -3,32 +3,30 @@
 
 mod accounts;
 mod auth;
+mod bindings;
 mod calls;
 mod extensions;
+mod field;
 mod live;
+mod phones;
 mod registrations;
 mod tenants;
 mod voicemail;
 
 pub use accounts::SipAccount;
+pub use bindings::Binding;
 pub use calls::{CallHandle, CallPage, Party};
-pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
+pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, SipCredentials};
+pub use field::Field;
 pub use live::LiveState;
-pub use registrations::{
-    Binding, ContactChange, PhoneStats, RegisterAction, RegisterInput, RegisterOutcome,
-};
+pub use phones::PhoneStats;
+pub use registrations::{ContactChange, RegisterAction, RegisterInput, RegisterOutcome};
 pub use tenants::Bootstrap;
-pub use voicemail::{
-    Mailbox, MailboxDraft, VoicemailChange, VoicemailChangeKind, VoicemailMessage, parse_smtp_url,
-    pin_matches,
-};
-
-/// A field of client input (absent, null or a value), as for extensions.
-pub type ExtensionDraftField<T> = Field<T>;
+pub use voicemail::{AudioFileError, MailboxDraft, Mailer, SmtpUrlError};
 
 use crate::auth::{AuthError, jwt::JwtKeys};
 use crate::domain::ValidationError;
-use crate::events::Bus;
+use crate::events::{Bus, Event, Subscription};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 
@@ -47,11 +45,31 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The database could not be reached (no connection, a stopped writer): worth a
+    /// retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database failure.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// A voicemail file could not be written or read (the disk, not the database).
+    #[error(transparent)]
+    File(#[from] AudioFileError),
+    /// Uploaded audio we cannot read (not a WAV we decode).
+    #[error(transparent)]
+    BadAudio(#[from] crate::media::audio::AudioError),
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(detail) => ServiceError::Unavailable(detail),
+            other => ServiceError::Store(other),
+        }
+    }
+}
 
 /// Settings of the use cases.
 #[derive(Debug, Clone)]
@@ -62,9 +80,8 @@ pub struct ServiceConfig {
     pub max_bindings: usize,
     /// Where voicemail audio lives (`<data dir>/voicemail`).
     pub data_dir: std::path::PathBuf,
-    /// `smtp://host:port` for voicemail emails; none, no email.
-    pub smtp_url: Option<String>,
-    pub smtp_from: String,
+    /// The relay voicemail emails go through; none, no email.
+    pub mailer: Option<Mailer>,
 }
 
 impl Default for ServiceConfig {
@@ -73,24 +90,26 @@ impl Default for ServiceConfig {
             node_id: "node-1".to_owned(),
             max_bindings: 10,
             data_dir: std::path::PathBuf::from("./data"),
-            smtp_url: None,
-            smtp_from: "voicemail@switchboard.local".to_owned(),
+            mailer: None,
         }
     }
 }
 
-/// Everything the use cases need; one per process, shared behind an `Arc`.
+/// Everything the use cases need; one per process, shared behind an `Arc`. The store
+/// and the bus stay inside: every reader and writer goes through a use case, so none
+/// can skip a rule, a lock or an event.
 pub struct Services {
-    pub store: Store,
-    pub bus: Bus,
-    pub live: LiveState,
-    pub jwt: JwtKeys,
-    pub config: ServiceConfig,
-    bindings: registrations::BindingIndex,
+    store: Store,
+    bus: Bus,
+    live: LiveState,
+    jwt: JwtKeys,
+    config: ServiceConfig,
+    bindings: bindings::BindingIndex,
     writer: registrations::DeviceWriter,
     call_writer: calls::CallWriter,
     accounts: accounts::AccountCache,
     locks: StripedLocks,
+    audio_files: voicemail::AudioFiles,
 }
 
 impl Services {
@@ -107,16 +126,43 @@ impl Services {
             bus,
             live: LiveState::default(),
             jwt,
-            config,
-            bindings: registrations::BindingIndex::default(),
+            bindings: bindings::BindingIndex::default(),
             accounts: accounts::AccountCache::default(),
             locks: StripedLocks::default(),
+            audio_files: voicemail::AudioFiles::new(&config.data_dir),
+            config,
         })
     }
 
     /// Live bindings held in memory, over all extensions.
     pub fn binding_count(&self) -> usize {
         self.bindings.total()
+    }
+
+    /// A round trip to the database, for the health check.
+    pub async fn ping_database(&self) -> ServiceResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn database_backend(&self) -> &'static str {
+        self.store.backend_name()
+    }
+
+    /// Events of PBX `pbx` (of every PBX when `None`) that `filter` takes, from the
+    /// returned sequence on (see [`Bus::subscribe`]).
+    pub fn subscribe_events(
+        &self,
+        pbx: Option<&str>,
+        filter: impl Fn(&Event) -> bool + Send + Sync + 'static,
+    ) -> Subscription {
+        self.bus.subscribe(pbx, filter)
+    }
+
+    /// The last event sequence PBX `pbx` assigned: a snapshot read after this covers
+    /// every event up to it.
+    pub fn event_sequence(&self, pbx: &str) -> u64 {
+        self.bus.sequence(pbx)
     }
 }
 

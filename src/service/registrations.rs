@@ -1,5 +1,5 @@
-//! Registrations: the in-memory binding index that serves lookups, the batched device
-//! writer, and the use cases REGISTER, expiry and the phone listings run on.
+//! Registrations: the use cases REGISTER and expiry run on, over the in-memory binding
+//! index ([`super::bindings`]) and the batched device writer.
 //!
 //! Order of work for every change: compute the new bindings under the extension's lock,
 //! store them (group-committed with other registrations), then update the index and
@@ -7,94 +7,24 @@
 //! stored.
 
 use super::accounts::SipAccount;
+use super::bindings::Binding;
 use super::{ServiceResult, Services};
-use crate::auth::{Principal, Scope};
 use crate::clock::now_ms;
-use crate::domain::{Device, DeviceType, EndReason, SipTransport, classify, derive_status};
+use crate::domain::{Device, EndReason, ExtensionRef, SipTransport, classify, derive_status};
 use crate::events::{
-    CauseKind, DeviceChange, DeviceChangeKind, Event, ExtensionRef, PresenceCause, PresenceChange,
+    CauseKind, DeviceChange, DeviceChangeKind, Event, PresenceCause, PresenceChange,
 };
 use crate::store::batch::BatchWriter;
-use crate::store::devices::{DeviceListing, DeviceRow};
+use crate::store::devices::DeviceRow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-
-/// Devices stay listed this long after their binding ends.
-pub const DEVICE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
-
-/// A live binding: the stored device plus the connection it came over (TCP/websocket),
-/// which requests to it reuse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Binding {
-    /// Shared: the index hands out copies of an extension's bindings on every REGISTER.
-    pub device: Arc<Device>,
-    pub flow: Option<u64>,
-    /// When the stored row was last written (its `last_registered`).
-    pub stored_at: i64,
-}
+use std::sync::Arc;
 
 /// A refresh that changes nothing but the expiry is stored at most this often per
 /// device: a phone refreshing every second must not turn into a database write every
 /// second. Real phones refresh far less often, so every real refresh is stored; in
 /// between, listings read the live record from memory.
 const REFRESH_STORE_INTERVAL_MS: i64 = 30_000;
-
-/// Live bindings per extension id.
-#[derive(Default)]
-pub struct BindingIndex {
-    by_extension: RwLock<HashMap<String, Vec<Binding>>>,
-}
-
-impl BindingIndex {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<Binding>>> {
-        self.by_extension.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Binding>>> {
-        self.by_extension.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The bindings of an extension (live or expired but not yet swept).
-    pub fn of(&self, extension_id: &str) -> Vec<Binding> {
-        self.read().get(extension_id).cloned().unwrap_or_default()
-    }
-
-    fn replace(&self, extension_id: &str, bindings: Vec<Binding>) {
-        let mut map = self.write();
-        if bindings.is_empty() {
-            map.remove(extension_id);
-        } else {
-            map.insert(extension_id.to_owned(), bindings);
-        }
-    }
-
-    pub fn remove_extension(&self, extension_id: &str) {
-        self.write().remove(extension_id);
-    }
-
-    /// Bindings held, over all extensions.
-    pub fn total(&self) -> usize {
-        self.read().values().map(Vec::len).sum()
-    }
-
-    /// Live bindings of a PBX's extensions.
-    fn live_in_pbx(&self, pbx_id: &str, now: i64) -> u32 {
-        self.read()
-            .values()
-            .flatten()
-            .filter(|b| b.device.pbx_id == pbx_id && b.device.expires_at > now)
-            .count() as u32
-    }
-
-    fn with_expired(&self, now: i64) -> Vec<String> {
-        self.read()
-            .iter()
-            .filter(|(_, bs)| bs.iter().any(|b| b.device.expires_at <= now))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-}
 
 /// Device rows are written in batches (see [`crate::store::batch`]).
 pub type DeviceWriter = BatchWriter<DeviceRow>;
@@ -313,11 +243,7 @@ impl Services {
         self.bindings.replace(&ext_id, after.clone());
         self.live.set_devices(&ext_id, live_after as u32);
 
-        let extension = ExtensionRef {
-            id: ext_id.clone(),
-            number: input.account.number.clone(),
-            name: input.account.name.clone(),
-        };
+        let extension = input.account.extension_ref();
         let events: Vec<(Device, DeviceChangeKind)> = added
             .into_iter()
             .map(|d| (d, DeviceChangeKind::Registered))
@@ -380,11 +306,7 @@ impl Services {
         let label = device.map_or_else(|| "device".to_owned(), Device::label);
         self.bus.publish(Event::Presence(PresenceChange {
             pbx_id: pbx_id.to_owned(),
-            extension: ExtensionRef {
-                id: ext.id.clone(),
-                number: ext.number.clone(),
-                name: ext.name.clone(),
-            },
+            extension: ExtensionRef::from(&ext),
             status: new,
             previous_status: Some(old),
             cause: PresenceCause {
@@ -436,11 +358,7 @@ impl Services {
         self.writer.write(rows).await?;
         self.bindings.remove_extension(&ext.id);
         self.live.set_devices(&ext.id, 0);
-        let extension = ExtensionRef {
-            id: ext.id.clone(),
-            number: ext.number.clone(),
-            name: ext.name.clone(),
-        };
+        let extension = ExtensionRef::from(ext);
         for device in &ended {
             self.bus.publish(Event::Device(Box::new(DeviceChange {
                 pbx_id: ext.pbx_id.clone(),
@@ -483,11 +401,7 @@ impl Services {
             let Some(ext) = self.store.extension_by_id(&first.pbx_id, &ext_id).await? else {
                 continue;
             };
-            let extension = ExtensionRef {
-                id: ext.id,
-                number: ext.number,
-                name: ext.name,
-            };
+            let extension = ExtensionRef::from(&ext);
             let events: Vec<(Device, DeviceChangeKind)> = gone
                 .into_iter()
                 .map(|b| (Device::clone(&b.device), DeviceChangeKind::Expired))
@@ -530,75 +444,6 @@ impl Services {
         Ok(total)
     }
 
-    /// Deletes device records that ended more than 30 days ago.
-    pub async fn purge_old_devices(&self) -> ServiceResult<usize> {
-        Ok(self
-            .store
-            .purge_devices(now_ms() - DEVICE_RETENTION_MS)
-            .await?)
-    }
-
-    /// Devices of the caller's PBX (optionally of one extension): live ones and those
-    /// that ended within 30 days.
-    pub async fn list_phones(
-        &self,
-        principal: &Principal,
-        extension_id: Option<&str>,
-    ) -> ServiceResult<Vec<DeviceListing>> {
-        principal.require(Scope::PhonesRead)?;
-        let mut listed = self
-            .store
-            .list_devices(
-                &principal.pbx_id,
-                extension_id,
-                now_ms() - DEVICE_RETENTION_MS,
-            )
-            .await?;
-        // Live devices: the in-memory record is the fresher one (refreshes are stored
-        // at most every 30 s).
-        for listing in &mut listed {
-            if listing.device.ended_at.is_none()
-                && let Some(live) = self
-                    .bindings
-                    .of(&listing.device.extension_id)
-                    .into_iter()
-                    .find(|b| b.device.id == listing.device.id)
-            {
-                listing.device = Device::clone(&live.device);
-            }
-        }
-        Ok(listed)
-    }
-
-    /// Counts from the database by type (nothing is loaded) and, for "registered", the
-    /// live index.
-    pub async fn phone_stats(&self, principal: &Principal) -> ServiceResult<PhoneStats> {
-        principal.require(Scope::PhonesRead)?;
-        let now = now_ms();
-        let counts = self
-            .store
-            .device_type_counts(&principal.pbx_id, now - DEVICE_RETENTION_MS)
-            .await?;
-        let count_of = |t: DeviceType| -> u32 {
-            counts
-                .iter()
-                .filter(|(name, _)| name == t.as_str())
-                .map(|(_, n)| *n as u32)
-                .sum()
-        };
-        let total: u32 = counts.iter().map(|(_, n)| *n as u32).sum();
-        let registered = self.bindings.live_in_pbx(&principal.pbx_id, now).min(total);
-        Ok(PhoneStats {
-            total,
-            registered,
-            unregistered: total - registered,
-            by_type: DeviceType::ALL
-                .into_iter()
-                .map(|t| (t, count_of(t)))
-                .collect(),
-        })
-    }
-
     /// Live bindings of an extension, for routing calls.
     pub fn live_bindings(&self, extension_id: &str) -> Vec<Binding> {
         let now = now_ms();
@@ -608,12 +453,4 @@ impl Services {
             .filter(|b| b.device.is_registered(now))
             .collect()
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhoneStats {
-    pub total: u32,
-    pub registered: u32,
-    pub unregistered: u32,
-    pub by_type: Vec<(DeviceType, u32)>,
 }

@@ -1,12 +1,12 @@
 //! Tenants and API keys: first-start bootstrap and the CLI's `pbx create` and
 //! `apikey create`.
 
-use super::Services;
+use super::{ServiceResult, Services};
 use crate::auth::{ScopeSet, api_key};
 use crate::clock::now_ms;
+use crate::domain::Pbx;
 use crate::store::Store;
 use crate::store::api_keys::ApiKeyRow;
-use crate::store::pbx::Pbx;
 use anyhow::{Context, bail};
 
 /// Operations that need only the store (no running server).
@@ -92,6 +92,11 @@ impl Bootstrap<'_> {
 impl Services {
     pub fn bootstrap(&self) -> Bootstrap<'_> {
         Bootstrap(&self.store)
+    }
+
+    /// A PBX by id or, failing that, by name.
+    pub async fn pbx_by_id_or_name(&self, key: &str) -> ServiceResult<Option<Pbx>> {
+        Ok(self.store.pbx_by_id_or_name(key).await?)
     }
 }
 

@@ -10,8 +10,8 @@ use super::stack::transport::Origin;
 use super::stack::{RequestCtx, SipStack};
 use super::uri::Uri;
 use crate::auth::digest::{self, Algorithm, Credentials, NonceBook, NonceProblem, ResponseInput};
+use crate::domain::Pbx;
 use crate::service::{Services, SipAccount};
-use crate::store::pbx::Pbx;
 use std::sync::Arc;
 
 /// Checks credentials and issues challenges for the applications that need callers to

@@ -12,6 +12,7 @@ use super::stack::{OwnDialog, RequestCtx, SipStack};
 use super::uri::Uri;
 use crate::domain::{Disposition, HangupSide};
 use crate::service::{CallHandle, Services};
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -113,7 +114,7 @@ impl Dialogs {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Dialog>>> {
-        self.by_call_id.lock().unwrap_or_else(|p| p.into_inner())
+        self.by_call_id.lock_unpoisoned()
     }
 
     /// Remembers an answered call's dialog (before its 2xx is relayed, so the ACK
@@ -176,7 +177,7 @@ struct EarlyDialogs {
 
 impl EarlyDialogs {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, EarlyCall>> {
-        self.by_call_id.lock().unwrap_or_else(|p| p.into_inner())
+        self.by_call_id.lock_unpoisoned()
     }
 
     /// Records a callee's early dialog (a provisional response with a To tag).

@@ -1,7 +1,7 @@
 //! Typed views of the header values we act on: Via, CSeq, Expires.
 
 use super::message::Method;
-use super::syntax::{Params, param_value, parse_params, set_param, write_params};
+use super::syntax::{Params, param_value, parse_header_params, set_param, write_params};
 use std::fmt;
 
 pub const BRANCH_COOKIE: &str = "z9hG4bK";
@@ -55,14 +55,14 @@ impl Via {
                 None => (sent_by, None),
             }
         };
-        if host.is_empty() || host.contains(|c: char| c.is_whitespace()) {
+        if !super::uri::valid_host(host) {
             return None;
         }
         let port = match port {
             Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
             None => None,
         };
-        let params = parse_params(
+        let params = parse_header_params(
             &params
                 .split(';')
                 .map(str::trim)

@@ -5,9 +5,9 @@ use super::message::{Request, Response};
 use super::stack::transport::Origin;
 use super::stack::{RequestCtx, SipStack};
 use super::uri::Uri;
+use crate::domain::Pbx;
 use crate::domain::SipTransport;
 use crate::service::{Binding, Services};
-use crate::store::pbx::Pbx;
 use std::sync::Arc;
 
 /// The PBX whose SIP domain is `host` (the default PBX for this server's own

@@ -428,6 +428,10 @@ fn header_lines(head: &str) -> Result<Vec<String>, ParseError> {
     let mut lines: Vec<String> = Vec::new();
     for line in head.split("\r\n") {
         if line.starts_with(' ') || line.starts_with('\t') {
+            // Only header fields fold; the start line has no continuation.
+            if lines.len() < 2 {
+                return Err(ParseError::HeaderLine);
+            }
             let last = lines.last_mut().ok_or(ParseError::HeaderLine)?;
             last.push(' ');
             last.push_str(line.trim_start());
@@ -436,6 +440,31 @@ fn header_lines(head: &str) -> Result<Vec<String>, ParseError> {
         }
     }
     Ok(lines)
+}
+
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Whether a header line holds a control character where RFC 3261 §25.1 has none: any
+/// outside a quoted string, and inside one any but an escaped one (`quoted-pair`, which
+/// still excludes CR and LF). A lone CR or LF left in a line by the split at CRLF is
+/// caught here too: forwarded, it would start a header of its own downstream.
+fn has_bare_control(line: &str) -> bool {
+    let mut quoted = false;
+    let mut bytes = line.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\\' if quoted => match bytes.next() {
+                Some(b'\r' | b'\n') | None => return true,
+                Some(_) => {}
+            },
+            b if is_control(b) => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn parse_version(v: &str) -> Result<(), ParseError> {
@@ -456,8 +485,14 @@ impl Message {
         let head = std::str::from_utf8(head).map_err(|_| ParseError::Encoding)?;
         let mut lines = header_lines(head)?.into_iter();
         let start = lines.next().ok_or(ParseError::StartLine)?;
+        if start.bytes().any(is_control) {
+            return Err(ParseError::StartLine);
+        }
         let mut headers = Headers::default();
         for line in lines {
+            if has_bare_control(&line) {
+                return Err(ParseError::HeaderLine);
+            }
             let (name, value) = line.split_once(':').ok_or(ParseError::HeaderLine)?;
             let name = name.trim_end_matches([' ', '\t']);
             if name.is_empty() || !name.bytes().all(is_token_byte) {
@@ -602,6 +637,35 @@ mod tests {
             Message::Request(r) => r,
             Message::Response(_) => panic!("not a request"),
         }
+    }
+
+    #[test]
+    fn control_characters_outside_quoted_pairs_are_refused() {
+        // A lone LF would make the rest of the line a header of its own downstream.
+        let injected = REGISTER.replace(";rport", ";rport\nMax-Forwards: 0");
+        assert_eq!(
+            Message::parse(injected.as_bytes()),
+            Err(ParseError::HeaderLine)
+        );
+        for bad in ["\r", "\u{2}", "\u{7f}", "\0"] {
+            let raw = REGISTER.replace("branch=z9hG4bK-1", &format!("branch=z9hG4bK{bad}-1"));
+            assert_eq!(
+                Message::parse(raw.as_bytes()),
+                Err(ParseError::HeaderLine),
+                "{bad:?}"
+            );
+        }
+        let start = REGISTER.replace("REGISTER sip:", "REGISTER \u{c}sip:");
+        assert_eq!(Message::parse(start.as_bytes()), Err(ParseError::StartLine));
+        // Escaped inside a quoted string they are text (RFC 4475 §3.1.1.2); a tab is
+        // whitespace anywhere.
+        let quoted = REGISTER.replace("From: <sip:", "From: \"BEL:\\\u{7} NUL:\\\0\"\t<sip:");
+        assert!(Message::parse(quoted.as_bytes()).is_ok());
+        let escaped_lf = REGISTER.replace("From: <sip:", "From: \"a\\\nb\" <sip:");
+        assert_eq!(
+            Message::parse(escaped_lf.as_bytes()),
+            Err(ParseError::HeaderLine)
+        );
     }
 
     #[test]

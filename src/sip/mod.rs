@@ -11,6 +11,8 @@ mod headers;
 mod location;
 pub mod message;
 mod mwi;
+#[cfg(test)]
+mod oracle_tests;
 mod proxy;
 mod registrar;
 mod sdp;

@@ -13,7 +13,9 @@ use super::stack::transport::Origin;
 use super::stack::{OwnDialog, RequestCtx, SipStack, random_tag};
 use super::uas::UasDialog;
 use super::uri::{NameAddr, Uri};
-use crate::service::{Services, VoicemailChange};
+use crate::events::VoicemailChange;
+use crate::service::Services;
+use crate::sync::MutexExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
@@ -50,10 +52,6 @@ pub struct Mwi {
     lit: Mutex<HashSet<String>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Mwi {
     pub fn new(stack: Arc<SipStack>, services: Arc<Services>, auth: Arc<DigestAuth>) -> Self {
         Self {
@@ -68,17 +66,17 @@ impl Mwi {
 
     /// Whether `call_id` is one of our subscriptions' dialogs.
     pub fn knows(&self, call_id: &str) -> bool {
-        lock(&self.by_call_id).contains_key(call_id)
+        self.by_call_id.lock_unpoisoned().contains_key(call_id)
     }
 
     fn get(&self, call_id: &str) -> Option<Arc<Subscription>> {
-        lock(&self.by_call_id).get(call_id).cloned()
+        self.by_call_id.lock_unpoisoned().get(call_id).cloned()
     }
 
     fn of_extension(&self, extension_id: &str) -> Vec<Arc<Subscription>> {
         let now = Instant::now();
-        let mut map = lock(&self.by_call_id);
-        map.retain(|_, s| *lock(&s.expires_at) > now);
+        let mut map = self.by_call_id.lock_unpoisoned();
+        map.retain(|_, s| *s.expires_at.lock_unpoisoned() > now);
         map.values()
             .filter(|s| s.extension_id == extension_id)
             .cloned()
@@ -87,7 +85,7 @@ impl Mwi {
 
     /// Live subscriptions.
     pub fn len(&self) -> usize {
-        lock(&self.by_call_id).len()
+        self.by_call_id.lock_unpoisoned().len()
     }
 
     /// Listens to the bus for mailbox changes until the server stops.
@@ -95,8 +93,7 @@ impl Mwi {
         let mwi = self.clone();
         let mut events = self
             .services
-            .bus
-            .subscribe(None, |e| matches!(e, crate::events::Event::Voicemail(_)));
+            .subscribe_events(None, |e| matches!(e, crate::events::Event::Voicemail(_)));
         let stop = self.stack.shutdown().clone();
         tokio::spawn(async move {
             loop {
@@ -216,7 +213,9 @@ impl Mwi {
             sending: tokio::sync::Mutex::new(()),
         });
         if expires > 0 {
-            lock(&self.by_call_id).insert(sub.dialog.call_id.clone(), sub.clone());
+            self.by_call_id
+                .lock_unpoisoned()
+                .insert(sub.dialog.call_id.clone(), sub.clone());
         }
         // Expires 0 is a fetch: one NOTIFY (terminated), no subscription.
         Ok((resp, sub))
@@ -265,9 +264,11 @@ impl Mwi {
                 return self.stack.finish(key, origin, resp);
             }
         };
-        *lock(&sub.expires_at) = Instant::now() + Duration::from_secs(expires.into());
+        *sub.expires_at.lock_unpoisoned() = Instant::now() + Duration::from_secs(expires.into());
         if expires == 0 {
-            lock(&self.by_call_id).remove(&sub.dialog.call_id);
+            self.by_call_id
+                .lock_unpoisoned()
+                .remove(&sub.dialog.call_id);
         }
         let mut resp = self.stack.response(req, ctx, origin, 200, "OK");
         resp.headers.push(Name::Expires, expires.to_string());
@@ -277,12 +278,13 @@ impl Mwi {
 
     /// The counts of an extension's mailbox (cached; the bus keeps them current).
     async fn mwi_counts(&self, pbx_id: &str, extension_id: &str) -> Option<(u32, u32)> {
-        if let Some(c) = lock(&self.counts).get(extension_id) {
+        if let Some(c) = self.counts.lock_unpoisoned().get(extension_id) {
             return Some(*c);
         }
         match self.services.mailbox_counts(pbx_id, extension_id).await {
             Ok(c) => {
-                lock(&self.counts)
+                self.counts
+                    .lock_unpoisoned()
                     .entry(extension_id.to_owned())
                     .or_insert(c);
                 Some(c)
@@ -301,7 +303,10 @@ impl Mwi {
         let Some((new, old)) = self.mwi_counts(&sub.pbx_id, &sub.extension_id).await else {
             return;
         };
-        let remaining = lock(&sub.expires_at).saturating_duration_since(Instant::now());
+        let remaining = sub
+            .expires_at
+            .lock_unpoisoned()
+            .saturating_duration_since(Instant::now());
         let state = if remaining.is_zero() {
             "terminated;reason=timeout".to_owned()
         } else {
@@ -321,7 +326,9 @@ impl Mwi {
             .send_and_wait(req, branch, sub.dialog.origin)
             .await;
         if matches!(status, None | Some(481 | 404 | 410)) {
-            lock(&self.by_call_id).remove(&sub.dialog.call_id);
+            self.by_call_id
+                .lock_unpoisoned()
+                .remove(&sub.dialog.call_id);
         }
     }
 
@@ -336,7 +343,7 @@ impl Mwi {
     ) {
         let key = contact.to_string();
         {
-            let mut lit = lock(&self.lit);
+            let mut lit = self.lit.lock_unpoisoned();
             if new > 0 {
                 lit.insert(key);
             } else {
@@ -368,7 +375,7 @@ impl Mwi {
     /// Counts changed: every subscriber and every registered device of the extension
     /// hears of it (a device with its own subscription only once).
     async fn on_voicemail_change(self: &Arc<Self>, change: &VoicemailChange) {
-        lock(&self.counts).insert(
+        self.counts.lock_unpoisoned().insert(
             change.extension.id.clone(),
             (change.new_messages, change.old_messages),
         );
@@ -420,7 +427,7 @@ impl Mwi {
             if !contacts.iter().any(|c| c.equivalent(&contact)) {
                 continue;
             }
-            let lit = lock(&self.lit).contains(&contact.to_string());
+            let lit = self.lit.lock_unpoisoned().contains(&contact.to_string());
             if new + old > 0 || lit {
                 self.notify_device(contact, dest, &account, new, old).await;
             }
@@ -428,7 +435,7 @@ impl Mwi {
     }
 
     async fn pbx_domain(&self, pbx_id: &str) -> Option<String> {
-        match self.services.store.pbx_by_id_or_name(pbx_id).await {
+        match self.services.pbx_by_id_or_name(pbx_id).await {
             Ok(Some(pbx)) => Some(pbx.sip_domain),
             _ => None,
         }

@@ -62,10 +62,45 @@ pub fn parse_params(raw: &str) -> Result<Params, SyntaxError> {
             Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
             None => (part, None),
         };
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        // A URI parameter's name is `1*paramchar` (RFC 3261 §25.1), wider than a token;
+        // header parameters narrow it (`parse_header_params`).
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| is_token_byte(b) || b"()[]/:&$".contains(&b))
+        {
             return Err(SyntaxError("bad parameter name"));
         }
         params.push((name.to_owned(), value));
+    }
+    Ok(params)
+}
+
+/// Parses the parameters of a header value (`generic-param`, RFC 3261 §25.1): as
+/// [`parse_params`], and each value a token, a host or a quoted string (`tag` and
+/// `branch` a token), so that a value with spaces, `@` or `/` in it (`tag=a b@c`) is
+/// refused rather than carried on.
+pub fn parse_header_params(raw: &str) -> Result<Params, SyntaxError> {
+    let params = parse_params(raw)?;
+    let token = |v: &str| !v.is_empty() && v.bytes().all(is_token_byte);
+    let gen_value = |v: &str| {
+        let quoted = v.len() >= 2 && v.starts_with('"') && v.ends_with('"');
+        quoted || (!v.is_empty() && v.bytes().all(|b| is_token_byte(b) || b"[]:".contains(&b)))
+    };
+    for (name, value) in &params {
+        if !token(name) {
+            return Err(SyntaxError("bad parameter name"));
+        }
+        let Some(v) = value else { continue };
+        // `tag` and `branch` are tokens (RFC 3261 §20.20, §20.42); others any gen-value.
+        let ok = if name.eq_ignore_ascii_case("tag") || name.eq_ignore_ascii_case("branch") {
+            token(v)
+        } else {
+            gen_value(v)
+        };
+        if !ok {
+            return Err(SyntaxError("bad parameter value"));
+        }
     }
     Ok(params)
 }

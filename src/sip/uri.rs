@@ -4,8 +4,8 @@
 //! (unknown parameters and escapes are kept as written), so a URI round-trips.
 
 use super::syntax::{
-    Params, find_unquoted, param_value, parse_params, unescape, unquote, valid_escapes,
-    write_params,
+    Params, find_unquoted, param_value, parse_header_params, parse_params, unescape, unquote,
+    valid_escapes, write_params,
 };
 use std::fmt;
 
@@ -55,7 +55,7 @@ fn is_unreserved_user_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c)
 }
 
-fn valid_host(host: &str) -> bool {
+pub(super) fn valid_host(host: &str) -> bool {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return inner.parse::<std::net::Ipv6Addr>().is_ok();
     }
@@ -274,7 +274,7 @@ impl NameAddr {
             let after = &raw[lt + 1..];
             let gt = after.find('>').ok_or(UriError("unclosed <"))?;
             let uri = Uri::parse(&after[..gt])?;
-            let params = parse_params(after[gt + 1..].trim())?;
+            let params = parse_header_params(after[gt + 1..].trim())?;
             let display = if display_raw.is_empty() {
                 None
             } else if let Some(q) = display_raw.strip_prefix('"') {
@@ -306,7 +306,7 @@ impl NameAddr {
             Ok(NameAddr {
                 display: None,
                 uri: Uri::parse(uri_part)?,
-                params: parse_params(params)?,
+                params: parse_header_params(params)?,
             })
         }
     }
@@ -347,6 +347,30 @@ mod tests {
             let uri = Uri::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(uri.to_string(), raw);
         }
+    }
+
+    #[test]
+    fn header_parameter_values_are_tokens_hosts_or_quoted_strings() {
+        for ok in [
+            "<sip:a@b>;tag=x-1.2!%*_+`'~",
+            "<sip:a@b>;received=2001:db8::1;maddr=[2001:db8::2]",
+            "<sip:a@b>;+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";ob",
+            "sip:a@b;tag=1",
+        ] {
+            assert!(NameAddr::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "<sip:a@b>;tag=2fb0-ID: 3d94@Zmx",
+            "<sip:a@b>;tag=a/b",
+            "<sip:a@b>;tag=a:b",
+            "<sip:a@b>;tag=",
+            "sip:a@b;tag=x@y",
+        ] {
+            assert!(NameAddr::parse(bad).is_err(), "{bad}");
+        }
+        // URI parameters keep their own, wider alphabet (RFC 3261 `paramchar`).
+        assert!(Uri::parse("sip:a@b;x=a/b&c:d;user]=phone").is_ok());
+        assert!(NameAddr::parse("<sip:a@b>;user]=phone").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::domain::{Disposition, Extension, HangupSide};
 use crate::media::ports::PortPool;
 use crate::media::rtp::{Ended, Limits, Session};
 use crate::service::{CallHandle, Services};
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,7 +60,7 @@ impl Voicemail {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<VoicemailCall>>> {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+        self.calls.lock_unpoisoned()
     }
 
     /// Whether `call_id` is a call voicemail took.

@@ -3,6 +3,7 @@
 //! commit; `write_behind` does not.
 
 use super::{Store, StoreError, StoreResult};
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
@@ -55,8 +56,7 @@ impl<R: BatchRow> BatchWriter<R> {
             loop {
                 wake.notified().await;
                 loop {
-                    let batch =
-                        std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+                    let batch = std::mem::take(&mut *pending.lock_unpoisoned());
                     if batch.rows.is_empty() && batch.waiters.is_empty() {
                         break;
                     }
@@ -77,7 +77,7 @@ impl<R: BatchRow> BatchWriter<R> {
     }
 
     fn enqueue(&self, rows: Vec<R>, waiter: Option<oneshot::Sender<Result<(), String>>>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock_unpoisoned();
         for row in rows {
             pending.rows.insert(row.key().to_owned(), row);
         }

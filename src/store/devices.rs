@@ -3,7 +3,7 @@
 
 use super::schema::{device, extension};
 use super::{Store, StoreError, StoreResult, with_conn};
-use crate::domain::{Device, DeviceInfo, DeviceType, EndReason, SipTransport};
+use crate::domain::{Device, DeviceInfo, DeviceListing, DeviceType, EndReason, SipTransport};
 use diesel::upsert::excluded;
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, Insertable, JoinOnDsl, NullableExpressionMethods,
@@ -136,14 +136,6 @@ macro_rules! device_upsert_set {
             device::node_id.eq(excluded(device::node_id)),
         )
     };
-}
-
-/// A device with the number and name of its extension, for listings.
-#[derive(Debug, Clone)]
-pub struct DeviceListing {
-    pub device: Device,
-    pub extension_number: String,
-    pub extension_name: String,
 }
 
 impl super::batch::BatchRow for DeviceRow {

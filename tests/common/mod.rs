@@ -1,7 +1,10 @@
 //! Shared test helpers: start the real `switchboard` binary on free ports with a fresh
 //! SQLite file or a fresh PostgreSQL database, and talk to it over real sockets.
 
-#![allow(dead_code)]
+#![expect(
+    dead_code,
+    reason = "shared by the tests and the benchmarks; each uses a part"
+)]
 
 pub mod sip;
 pub mod sip_raw;

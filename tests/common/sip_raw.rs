@@ -1,8 +1,6 @@
 //! A minimal SIP client over a real UDP socket, for what SIPp cannot express (replays,
 //! SHA-256 digests, exact timing). Shared by the tests and the benchmarks.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard::auth::digest::{self, Algorithm, ResponseInput};

@@ -17,6 +17,7 @@ use super::limits::{Admitted, admit, within_budget};
 use super::subscription::FeedMode;
 use crate::auth::{Principal, ScopeSet};
 use crate::events::{CauseKind, LossyReceiver, LossySender, RecvError, lossy_queue};
+use crate::sync::MutexExt;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, Executor, Request, Response, Variables};
 use futures_util::StreamExt;
@@ -64,7 +65,8 @@ impl SubscriptionExecutor {
 
     /// Live groups (for tests and diagnostics).
     pub fn groups(&self) -> usize {
-        lock(&self.groups)
+        self.groups
+            .lock_unpoisoned()
             .values()
             .filter(|g| g.strong_count() > 0)
             .count()
@@ -72,7 +74,7 @@ impl SubscriptionExecutor {
 
     /// The running group for `key`, started if there is none.
     fn join(&self, key: &GroupKey, parts: &Parts, session: &Arc<Data>) -> Arc<Group> {
-        let mut groups = lock(&self.groups);
+        let mut groups = self.groups.lock_unpoisoned();
         let existing = groups.get(key).and_then(Weak::upgrade);
         if let Some(group) = &existing
             && !group.task.is_finished()
@@ -103,12 +105,12 @@ impl SubscriptionExecutor {
             while let Some(response) = responses.next().await {
                 let sequence = at.load(Ordering::Relaxed);
                 let rendered = Arc::new(Rendered { sequence, response });
-                let mut members = lock(&to);
+                let mut members = to.lock_unpoisoned();
                 members.retain(|m| !m.is_closed());
                 members.iter().for_each(|m| m.offer(rendered.clone()));
             }
             // The feed ended: so do the members' streams.
-            lock(&to).clear();
+            to.lock_unpoisoned().clear();
         });
         Arc::new(Group {
             members,
@@ -163,10 +165,6 @@ impl Executor for SubscriptionExecutor {
                 .execute_stream_with_session_data(request, session),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What makes two subscriptions render the same bytes.
@@ -244,7 +242,7 @@ struct Group {
 impl Group {
     fn subscribe(&self) -> LossyReceiver<Arc<Rendered>> {
         let (sender, receiver) = lossy_queue(self.buffer);
-        lock(&self.members).push(sender);
+        self.members.lock_unpoisoned().push(sender);
         receiver
     }
 
@@ -258,7 +256,7 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.task.abort();
-        let mut groups = lock(&self.registry);
+        let mut groups = self.registry.lock_unpoisoned();
         // Only our own entry: a newer group may have taken the key.
         if groups.get(&self.key).is_some_and(|g| g.strong_count() == 0) {
             groups.remove(&self.key);
@@ -305,6 +303,13 @@ impl Member {
     }
 }
 
+/// A member's responses: its own snapshot, then the group's responses it has not
+/// covered, and its own resync when it falls behind the group.
+///
+/// Written as one `unfold` over [`Member`] rather than as stream combinators (as the
+/// feeds in `subscription` are): joining happens lazily on the first poll, and each
+/// snapshot feeds back into what is relayed next (`covered`) or ends the stream
+/// (`ended`), which combinators would have to thread through shared cells.
 fn member(
     executor: SubscriptionExecutor,
     key: GroupKey,
@@ -372,7 +377,7 @@ fn copy(response: &Response) -> Response {
 mod tests {
     use super::*;
     use crate::api::graphql::build_schema;
-    use crate::api::graphql::subscription::services_with_bus;
+    use crate::api::graphql::subscription::{TestServices, services_with_bus};
     use crate::auth::Scope;
     use crate::domain::PresenceSetting;
     use crate::service::{ExtensionDraft, Field, Services};
@@ -390,6 +395,8 @@ mod tests {
         principal: Principal,
         ids: HashMap<&'static str, String>,
         dir: std::path::PathBuf,
+        bus: crate::events::Bus,
+        store: crate::store::Store,
     }
 
     async fn fixture() -> Fixture {
@@ -397,7 +404,13 @@ mod tests {
     }
 
     async fn fixture_with_bus(capacity: usize) -> Fixture {
-        let (services, principal, dir) = services_with_bus(capacity).await;
+        let TestServices {
+            services,
+            principal,
+            dir,
+            bus,
+            store,
+        } = services_with_bus(capacity).await;
         let mut ids = HashMap::new();
         for number in ["101", "102"] {
             let draft = ExtensionDraft {
@@ -416,6 +429,8 @@ mod tests {
             principal,
             ids,
             dir,
+            bus,
+            store,
         }
     }
 
@@ -520,15 +535,18 @@ mod tests {
             0,
             "the last member takes the group with it"
         );
-        assert!(lock(&f.executor.groups).is_empty(), "no entry left behind");
+        assert!(
+            f.executor.groups.lock_unpoisoned().is_empty(),
+            "no entry left behind"
+        );
         // The aborted group task drops its bus subscription when the runtime gets to it.
         for _ in 0..100 {
-            if f.services.bus.subscribers() == 0 {
+            if f.bus.subscribers() == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(f.services.bus.subscribers(), 0, "and its bus subscription");
+        assert_eq!(f.bus.subscribers(), 0, "and its bus subscription");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -628,7 +646,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn when_the_group_feed_ends_its_members_end_and_the_next_subscriber_starts_afresh() {
-        use crate::events::{Event, ExtensionRef, PresenceCause, PresenceChange};
+        use crate::domain::ExtensionRef;
+        use crate::events::{Event, PresenceCause, PresenceChange};
         use diesel_async::RunQueryDsl;
         let f = fixture_with_bus(2).await;
         let mut a = f.subscribe(&["101"]);
@@ -636,7 +655,7 @@ mod tests {
 
         // The group's feed falls behind the bus and must resync, but its snapshot fails:
         // the table it reads is gone (a real failure of the real SQLite file).
-        let crate::store::Store::Sqlite(pool) = &f.services.store else {
+        let crate::store::Store::Sqlite(pool) = &f.store else {
             unreachable!("the fixture runs on SQLite")
         };
         let rename = |sql: &'static str| async move {
@@ -648,7 +667,7 @@ mod tests {
         rename("ALTER TABLE extension RENAME TO extension_away").await;
         // Far more than the group can take in while this loop runs without yielding.
         for _ in 0..100 {
-            f.services.bus.publish(Event::Presence(PresenceChange {
+            f.bus.publish(Event::Presence(PresenceChange {
                 pbx_id: f.principal.pbx_id.clone(),
                 extension: ExtensionRef {
                     id: f.ids["101"].clone(),

@@ -2,6 +2,7 @@
 //! endpoints. `schema.graphql` at the repository root is generated from this module.
 
 mod fanout;
+mod http;
 mod limits;
 mod mutation;
 mod protocol;
@@ -10,16 +11,12 @@ mod subscription;
 mod types;
 mod ws;
 
-use super::extract::Auth;
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::auth::Principal;
 use crate::service::Services;
-use async_graphql::{Context, Executor, Schema};
+use async_graphql::{Context, Schema};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use std::sync::Arc;
 
@@ -67,62 +64,31 @@ pub fn sdl() -> String {
     build_schema(None).sdl()
 }
 
-pub fn routes() -> Router<AppState> {
+/// What the GraphQL endpoints need: the executor every operation runs through, the
+/// services (to check credentials) and the shutdown signal (websockets close on it).
+#[derive(Clone)]
+pub struct GraphqlState {
+    pub executor: SubscriptionExecutor,
+    pub services: Arc<Services>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl FromRef<GraphqlState> for Arc<Services> {
+    fn from_ref(state: &GraphqlState) -> Self {
+        state.services.clone()
+    }
+}
+
+/// `/graphql` and `/graphql/ws`, on any state their part can be taken from.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    GraphqlState: FromRef<S>,
+    Arc<Services>: FromRef<S>,
+{
     Router::new()
-        .route("/graphql", post(graphql_http))
+        .route("/graphql", post(http::graphql_http))
         .route("/graphql/ws", get(ws::graphql_ws))
-}
-
-/// `POST /graphql`. The credential in the headers is checked first: without a valid
-/// one the answer is 401 and the body is never parsed.
-async fn graphql_http(
-    State(state): State<AppState>,
-    caller: Result<Auth, ApiError>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let principal = match caller {
-        Ok(Auth(principal)) => principal,
-        Err(refused) => return graphql_error(refused.status, refused),
-    };
-    let body = match body {
-        Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return graphql_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "Request body exceeds 65536 bytes",
-                ),
-            );
-        }
-        Err(_) => {
-            return graphql_error(
-                StatusCode::BAD_REQUEST,
-                ApiError::bad_request("Could not read the request body"),
-            );
-        }
-    };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return graphql_error(
-                StatusCode::BAD_REQUEST,
-                ApiError::bad_request(format!("Body must be a GraphQL request object: {e}")),
-            );
-        }
-    };
-    let response = state.subscriptions.execute(request.data(principal)).await;
-    axum::Json(response).into_response()
-}
-
-/// A GraphQL-shaped error body (`{"errors":[…]}`) with a matching HTTP status.
-fn graphql_error(status: StatusCode, err: ApiError) -> Response {
-    let response = async_graphql::Response::from_errors(vec![
-        err.into_graphql()
-            .into_server_error(async_graphql::Pos::default()),
-    ]);
-    (status, axum::Json(response)).into_response()
 }
 
 /// The services and the caller, or `unauthorized`.

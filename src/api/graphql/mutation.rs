@@ -1,11 +1,9 @@
 //! Mutations: the same use cases as the REST shim.
 
 use super::caller;
-use super::types::{
-    Extension, ExtensionCredentialsPayload, GreetingType, Mailbox, VoicemailMessageObject,
-};
+use super::types::{Extension, ExtensionCredentialsPayload, Mailbox, VoicemailMessage};
 use crate::api::error::gql;
-use crate::domain::{ExtensionType, PresenceSetting};
+use crate::domain::{ExtensionType, GreetingType, PresenceSetting};
 use crate::service::{ExtensionDraft, Field, MailboxDraft};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
@@ -175,18 +173,12 @@ impl MutationRoot {
         input: UpdateMailboxInput,
     ) -> Result<Mailbox> {
         let (services, principal) = caller(ctx)?;
-        let greeting_type = match input.greeting_type {
-            MaybeUndefined::Undefined => Field::Absent,
-            MaybeUndefined::Null => Field::Null,
-            MaybeUndefined::Value(GreetingType::Default) => Field::Value("default".to_owned()),
-            MaybeUndefined::Value(GreetingType::Custom) => Field::Value("custom".to_owned()),
-        };
         let draft = MailboxDraft {
             notify_email: field(input.notify_email),
             pin: field(input.pin),
             max_message_seconds: field(input.max_message_seconds),
             retention_days: field(input.retention_days),
-            greeting_type,
+            greeting_type: field(input.greeting_type),
         };
         let mailbox = services
             .update_mailbox(principal, &id, draft)
@@ -202,13 +194,13 @@ impl MutationRoot {
         mailbox_id: ID,
         id: ID,
         heard: bool,
-    ) -> Result<VoicemailMessageObject> {
+    ) -> Result<VoicemailMessage> {
         let (services, principal) = caller(ctx)?;
         let message = services
             .mark_message(principal, &mailbox_id, &id, heard)
             .await
             .map_err(gql)?;
-        Ok(VoicemailMessageObject(message))
+        Ok(VoicemailMessage(message))
     }
 
     /// Deletes a message and its audio; returns its id.

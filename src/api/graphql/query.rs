@@ -2,8 +2,8 @@
 
 use super::caller;
 use super::types::{
-    CallConnection, CallObject, Extension, ExtensionStatsObject, Mailbox, PageInfo, Phone,
-    PhoneStatsObject, VoicemailMessageObject,
+    Call, CallConnection, Device, Extension, ExtensionStats, Mailbox, PageInfo, PhoneStats,
+    VoicemailMessage,
 };
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, PresenceStatus};
@@ -55,14 +55,14 @@ impl QueryRoot {
     }
 
     /// Devices of the caller's PBX: live ones and those seen in the last 30 days.
-    async fn phones(&self, ctx: &Context<'_>) -> Result<Vec<Phone>> {
+    async fn phones(&self, ctx: &Context<'_>) -> Result<Vec<Device>> {
         let (services, principal) = caller(ctx)?;
         let list = services.list_phones(principal, None).await.map_err(gql)?;
-        Ok(list.into_iter().map(Phone).collect())
+        Ok(list.into_iter().map(Device).collect())
     }
 
     /// Device counts: registered, unregistered, by type.
-    async fn phone_stats(&self, ctx: &Context<'_>) -> Result<PhoneStatsObject> {
+    async fn phone_stats(&self, ctx: &Context<'_>) -> Result<PhoneStats> {
         let (services, principal) = caller(ctx)?;
         Ok(services.phone_stats(principal).await.map_err(gql)?.into())
     }
@@ -102,12 +102,12 @@ impl QueryRoot {
                 has_next_page: page.next.is_some(),
                 end_cursor: page.next,
             },
-            nodes: page.calls.into_iter().map(CallObject).collect(),
+            nodes: page.calls.into_iter().map(Call).collect(),
         })
     }
 
     /// Counts by type and by status.
-    async fn extension_stats(&self, ctx: &Context<'_>) -> Result<ExtensionStatsObject> {
+    async fn extension_stats(&self, ctx: &Context<'_>) -> Result<ExtensionStats> {
         let (services, principal) = caller(ctx)?;
         Ok(services
             .extension_stats(principal)
@@ -138,12 +138,12 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         mailbox_id: ID,
-    ) -> Result<Vec<VoicemailMessageObject>> {
+    ) -> Result<Vec<VoicemailMessage>> {
         let (services, principal) = caller(ctx)?;
         let list = services
             .list_messages(principal, &mailbox_id)
             .await
             .map_err(gql)?;
-        Ok(list.into_iter().map(VoicemailMessageObject).collect())
+        Ok(list.into_iter().map(VoicemailMessage).collect())
     }
 }

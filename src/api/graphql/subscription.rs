@@ -3,26 +3,25 @@
 //! Each feed subscribes to the bus *before* it reads its snapshot, so nothing falls
 //! between the two (see [`crate::events::Bus::subscribe`]). A subscriber that lags
 //! behind the bounded bus gets a fresh snapshot (cause `RESYNC`) instead of silently
-//! missing changes; events already covered by that snapshot are skipped.
+//! missing changes; the bus drops the stale backlog that snapshot covers.
 
 use super::caller;
 use super::types::{
-    CallEvent, CallObject, DeviceEvent, Extension, ExtensionEvent, PresenceEvent, VoicemailEvent,
+    Call, CallEvent, DeviceEvent, Extension, ExtensionEvent, PresenceEvent, VoicemailEvent,
 };
 use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
 use crate::clock::{now_ms, rfc3339};
 use crate::events::{
-    CauseKind, ChangeKind, DeviceChangeKind, Envelope, Event, ExtensionRef, PresenceCause,
-    RecvError,
+    CauseKind, ChangeKind, Delivery, DeviceChangeKind, Envelope, Event, PresenceCause,
 };
 use crate::service::{ServiceError, ServiceResult, Services};
 use async_graphql::{Context, ID, Result, Subscription};
 use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_stream::{Stream, StreamExt};
 
 pub struct SubscriptionRoot;
 
@@ -116,15 +115,15 @@ fn open_feed<K: FeedKind>(
     principal.require(scope).map_err(|e| gql(e.into()))?;
     let (services, principal) = (services.clone(), principal.clone());
     Ok(match ctx.data_opt::<FeedMode>().cloned() {
-        None => feed(services, principal, kind, true, None).boxed(),
+        None => Box::pin(feed(services, principal, kind, true, None)),
         Some(FeedMode::Live { at, on_bus }) => {
             // `feed` subscribes before it returns.
-            let live = feed(services, principal, kind, false, Some(at)).boxed();
+            let live = Box::pin(feed(services, principal, kind, false, Some(at)));
             on_bus.send_replace(true);
             live
         }
         Some(FeedMode::Snapshot { cause, covers }) => {
-            snapshot_only(services, principal, kind, cause, covers).boxed()
+            Box::pin(snapshot_only(services, principal, kind, cause, covers))
         }
     })
 }
@@ -138,9 +137,9 @@ fn snapshot_only<K: FeedKind>(
     covers: Arc<AtomicU64>,
 ) -> impl Stream<Item = K::Item> {
     covers.store(u64::MAX, Ordering::Relaxed);
-    futures_util::stream::once(async move {
+    let snapshot = futures_util::stream::once(async move {
         // The snapshot is read after the sequence, so it includes every event up to it.
-        let sequence = services.bus.sequence(&principal.pbx_id);
+        let sequence = services.event_sequence(&principal.pbx_id);
         if cause == CauseKind::Snapshot && !K::OPENS_WITH_SNAPSHOT {
             covers.store(sequence, Ordering::Relaxed);
             return Vec::new();
@@ -155,8 +154,13 @@ fn snapshot_only<K: FeedKind>(
                 Vec::new()
             }
         }
-    })
-    .flat_map(futures_util::stream::iter)
+    });
+    flatten(snapshot)
+}
+
+/// The items of each batch in turn (tokio-stream has no `flat_map`).
+fn flatten<T>(batches: impl Stream<Item = Vec<T>>) -> impl Stream<Item = T> {
+    futures_util::StreamExt::flat_map(batches, tokio_stream::iter)
 }
 
 struct CallFilter {
@@ -187,7 +191,7 @@ impl FeedKind for CallFilter {
             {
                 Some(CallEvent {
                     kind: change.kind,
-                    call: CallObject(change.call.clone()),
+                    call: Call(change.call.clone()),
                     at: rfc3339(change.at),
                     sequence: envelope.sequence,
                 })
@@ -214,7 +218,7 @@ impl FeedKind for CallFilter {
             .filter(|c| self.watches(c))
             .map(|c| CallEvent {
                 kind: c.state,
-                call: CallObject(c),
+                call: Call(c),
                 at: at.clone(),
                 sequence,
             })
@@ -263,11 +267,7 @@ impl FeedKind for DeviceFilter {
                     Some(crate::domain::EndReason::Replaced) => DeviceChangeKind::Replaced,
                     _ => DeviceChangeKind::Expired,
                 };
-                let extension = ExtensionRef {
-                    id: listing.device.extension_id.clone(),
-                    number: listing.extension_number,
-                    name: listing.extension_name,
-                };
+                let extension = listing.extension_ref();
                 DeviceEvent::new(kind, listing.device, &extension, now, sequence)
             })
             .collect())
@@ -385,11 +385,7 @@ impl FeedKind for PresenceFilter {
             .map(|v| {
                 let change = crate::events::PresenceChange {
                     pbx_id: principal.pbx_id.clone(),
-                    extension: crate::events::ExtensionRef {
-                        id: v.extension.id.clone(),
-                        number: v.extension.number.clone(),
-                        name: v.extension.name.clone(),
-                    },
+                    extension: crate::domain::ExtensionRef::from(&v.extension),
                     status: v.status,
                     previous_status: None,
                     cause: PresenceCause::simple(cause, "current status"),
@@ -444,32 +440,59 @@ impl FeedKind for ExtensionFilter {
     }
 }
 
-struct FeedState<K: FeedKind> {
-    kind: Arc<K>,
-    services: Arc<Services>,
-    principal: Principal,
-    receiver: crate::events::Receiver,
-    /// A snapshot to send before anything else: its cause and sequence.
-    snapshot_due: Option<(CauseKind, u64)>,
-    /// Events up to this sequence are already covered by the last snapshot.
-    covered_until: u64,
-    pending: VecDeque<K::Item>,
-    at: Option<Arc<AtomicU64>>,
+/// One step of a feed: an event from the bus, or a snapshot to take (at the opening
+/// and after a lag) that covers the bus up to `sequence`.
+enum Step {
+    Event(Arc<Envelope>),
+    Snapshot { cause: CauseKind, sequence: u64 },
 }
 
-impl<K: FeedKind> FeedState<K> {
-    /// `item`, noting its sequence for whoever shares this feed's output.
-    fn emit(self, item: K::Item, sequence: u64) -> Option<(K::Item, Self)> {
-        if let Some(at) = &self.at {
-            at.store(sequence, Ordering::Relaxed);
+impl Step {
+    fn of(delivery: Delivery, pbx_id: &str) -> Step {
+        match delivery {
+            Delivery::Event(envelope) => Step::Event(envelope),
+            Delivery::Lagged { missed, sequence } => {
+                tracing::warn!(missed, pbx.id = %pbx_id, "subscriber lagged; resending a snapshot");
+                Step::Snapshot {
+                    cause: CauseKind::Resync,
+                    sequence,
+                }
+            }
         }
-        Some((item, self))
+    }
+}
+
+/// The items one step turns into, each with the bus sequence it shows; `None` when a
+/// snapshot failed, which ends the feed (the client resubscribes).
+async fn resolve<K: FeedKind>(
+    kind: &K,
+    services: &Services,
+    principal: &Principal,
+    step: Step,
+) -> Option<Vec<(K::Item, u64)>> {
+    match step {
+        Step::Event(envelope) => Some(
+            kind.select(principal, &envelope)
+                .map(|item| (item, envelope.sequence))
+                .into_iter()
+                .collect(),
+        ),
+        Step::Snapshot { cause, sequence } => {
+            match kind.snapshot(services, principal, cause, sequence).await {
+                Ok(items) => Some(items.into_iter().map(|i| (i, sequence)).collect()),
+                Err(e) => {
+                    log_feed_error(&e);
+                    None
+                }
+            }
+        }
     }
 }
 
 /// The live feed: subscribes to the bus, opens with a snapshot when `opening` and the
-/// kind has one, then yields every event it takes; a lag sends a resync snapshot. When
-/// `at` is given, it holds the sequence of the item being yielded.
+/// kind has one, then yields every event it takes; a lag (the bus drops the stale
+/// backlog) sends a resync snapshot. When `at` is given, it holds the sequence of the
+/// item being yielded.
 fn feed<K: FeedKind>(
     services: Arc<Services>,
     principal: Principal,
@@ -479,59 +502,30 @@ fn feed<K: FeedKind>(
 ) -> impl Stream<Item = K::Item> {
     let kind = Arc::new(kind);
     let filter = kind.clone();
-    let sub = services
-        .bus
-        .subscribe(Some(&principal.pbx_id), move |e| filter.wants(e));
-    let state = FeedState {
-        snapshot_due: (opening && K::OPENS_WITH_SNAPSHOT)
-            .then_some((CauseKind::Snapshot, sub.sequence)),
-        covered_until: sub.sequence,
-        kind,
-        services,
-        principal,
-        receiver: sub.receiver,
-        pending: VecDeque::new(),
-        at,
-    };
-    futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some((cause, sequence)) = st.snapshot_due.take() {
-                match st
-                    .kind
-                    .snapshot(&st.services, &st.principal, cause, sequence)
-                    .await
-                {
-                    Ok(items) => st.pending.extend(items),
-                    Err(e) => {
-                        // Ending the stream tells the client to resubscribe.
-                        log_feed_error(&e);
-                        return None;
-                    }
-                }
+    let sub = services.subscribe_events(Some(&principal.pbx_id), move |e| filter.wants(e));
+    let opening = (opening && K::OPENS_WITH_SNAPSHOT).then_some(Step::Snapshot {
+        cause: CauseKind::Snapshot,
+        sequence: sub.sequence,
+    });
+    let pbx_id = principal.pbx_id.clone();
+    let deliveries = sub.receiver.map(move |d| Step::of(d, &pbx_id));
+    // One clone of one `Arc` per step, not of everything the steps need.
+    let context = Arc::new((kind, services, principal));
+    let batches = tokio_stream::iter(opening)
+        .chain(deliveries)
+        .then(move |step| {
+            let context = context.clone();
+            async move {
+                let (kind, services, principal) = &*context;
+                resolve(&**kind, services, principal, step).await
             }
-            if let Some(item) = st.pending.pop_front() {
-                let sequence = st.covered_until;
-                return st.emit(item, sequence);
-            }
-            match st.receiver.recv().await {
-                Ok(envelope) => {
-                    if envelope.sequence <= st.covered_until {
-                        continue;
-                    }
-                    if let Some(item) = st.kind.select(&st.principal, &envelope) {
-                        return st.emit(item, envelope.sequence);
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    // The snapshot covers everything up to now, the stale backlog too.
-                    let sequence = st.receiver.clear();
-                    tracing::warn!(missed, pbx.id = %st.principal.pbx_id, "subscriber lagged; resending a snapshot");
-                    st.covered_until = sequence;
-                    st.snapshot_due = Some((CauseKind::Resync, sequence));
-                }
-                Err(RecvError::Closed) => return None,
-            }
+        })
+        .map_while(|batch| batch);
+    flatten(batches).map(move |(item, sequence)| {
+        if let Some(at) = &at {
+            at.store(sequence, Ordering::Relaxed);
         }
+        item
     })
 }
 
@@ -539,21 +533,30 @@ fn log_feed_error(e: &ServiceError) {
     tracing::warn!(error = %e, "subscription ended: snapshot failed");
 }
 
-/// Services on a fresh SQLite file with the default PBX, and a principal with every
-/// scope in it (for the unit tests here and in `fanout`).
+/// Services on a fresh SQLite file with the default PBX, a principal with every scope
+/// in it, and handles on the bus and the store the services run on (for the unit tests
+/// here and in `fanout`).
 #[cfg(test)]
-pub(super) async fn services_with_bus(
-    capacity: usize,
-) -> (Arc<Services>, Principal, std::path::PathBuf) {
+pub(super) struct TestServices {
+    pub services: Arc<Services>,
+    pub principal: Principal,
+    pub dir: std::path::PathBuf,
+    pub bus: crate::events::Bus,
+    pub store: crate::store::Store,
+}
+
+#[cfg(test)]
+pub(super) async fn services_with_bus(capacity: usize) -> TestServices {
     use crate::auth::{ScopeSet, jwt::JwtKeys};
     use crate::events::Bus;
     use crate::store::Store;
     let dir = std::env::temp_dir().join(format!("sb-unit-{}", crate::ids::lower_alnum(12)));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(None, &dir).await.unwrap();
+    let bus = Bus::new(capacity);
     let services = Services::new(
-        store,
-        Bus::new(capacity),
+        store.clone(),
+        bus.clone(),
         JwtKeys::new(&[1; 32], 60).unwrap(),
     );
     let (pbx, _) = services
@@ -567,7 +570,13 @@ pub(super) async fn services_with_bus(
         key_id: "key_test".into(),
         scopes: ScopeSet::all(),
     };
-    (services, principal, dir)
+    TestServices {
+        services,
+        principal,
+        dir,
+        bus,
+        store,
+    }
 }
 
 #[cfg(test)]
@@ -578,7 +587,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lagging_presence_subscriber_gets_a_resync_snapshot_not_a_gap() {
-        let (services, principal, dir) = services_with_bus(2).await;
+        let TestServices {
+            services,
+            principal,
+            dir,
+            ..
+        } = services_with_bus(2).await;
         let draft = ExtensionDraft {
             number: Field::Value("101".into()),
             name: Field::Value("Alice".into()),
@@ -621,7 +635,7 @@ mod tests {
             crate::domain::PresenceStatus::Dnd,
             "the resync shows the latest state"
         );
-        assert_eq!(resync.sequence, services.bus.sequence(&principal.pbx_id));
+        assert_eq!(resync.sequence, services.event_sequence(&principal.pbx_id));
 
         // Afterwards, changes flow normally again.
         services

@@ -12,28 +12,32 @@
 //! running id silently replace the first (the protocol says 4409). Operations run
 //! through [`super::SubscriptionExecutor`], which executes identical subscriptions once
 //! for all their sockets; each operation's results go out in order.
+//!
+//! async-graphql-axum's `GraphQLProtocol` extractor does not pick the subprotocol here:
+//! it refuses an upgrade that names none (400) where we speak graphql-transport-ws, and
+//! it does not tell which protocol it chose.
 
+use super::GraphqlState;
 use super::protocol::{self, ClientMessage, Protocol, close};
+use crate::api::ApiError;
 use crate::api::extract::presented_token;
-use crate::api::{ApiError, AppState};
 use async_graphql::{Data, Executor, Response};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
+use futures_util::SinkExt;
 use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, SplitSink};
-use futures_util::{SinkExt, Stream, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_stream::StreamExt;
 
 const INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn graphql_ws(
-    State(state): State<AppState>,
+    State(state): State<GraphqlState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -94,7 +98,7 @@ enum Step {
 
 struct Connection {
     protocol: Protocol,
-    state: AppState,
+    state: GraphqlState,
     header_token: Option<String>,
     remote: SocketAddr,
     /// The caller, for every operation; set once `connection_init` is accepted.
@@ -109,7 +113,7 @@ struct Connection {
 
 impl Connection {
     async fn run(mut self, socket: WebSocket) {
-        let (mut sink, mut stream) = socket.split();
+        let (mut sink, mut stream) = futures_util::StreamExt::split(socket);
         let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
         tokio::pin!(init_deadline);
         // One waiter for the whole connection, not one registration per message.
@@ -182,16 +186,11 @@ impl Connection {
                     running.abort();
                 }
                 let (handle, registration) = AbortHandle::new_pair();
-                let responses = self
-                    .state
-                    .subscriptions
-                    .execute_stream(*request, Some(session));
-                let operation = Operation {
-                    id: id.clone(),
-                    responses: Some(responses),
-                };
-                self.operations
-                    .push(Abortable::new(operation, registration));
+                let responses = self.state.executor.execute_stream(*request, Some(session));
+                self.operations.push(Abortable::new(
+                    operation(id.clone(), responses),
+                    registration,
+                ));
                 self.running.insert(id, handle);
                 Step::Continue
             }
@@ -301,28 +300,11 @@ async fn send_json(sink: &mut Sink, rendered: serde_json::Result<String>) -> Ste
 }
 
 /// One running operation: its results tagged with its id, then `None` once at its end.
-struct Operation {
-    id: Arc<str>,
-    responses: Option<BoxStream<'static, Response>>,
-}
+type Operation = BoxStream<'static, (Arc<str>, Option<Response>)>;
 
-impl Stream for Operation {
-    type Item = (Arc<str>, Option<Response>);
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        let Some(responses) = this.responses.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match responses.poll_next_unpin(cx) {
-            Poll::Ready(Some(response)) => Poll::Ready(Some((this.id.clone(), Some(response)))),
-            Poll::Ready(None) => {
-                this.responses = None;
-                Poll::Ready(Some((this.id.clone(), None)))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
+fn operation(id: Arc<str>, responses: BoxStream<'static, Response>) -> Operation {
+    let end = tokio_stream::once((id.clone(), None));
+    Box::pin(responses.map(move |r| (id.clone(), Some(r))).chain(end))
 }
 
 #[cfg(test)]

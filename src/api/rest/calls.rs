@@ -1,10 +1,11 @@
 //! `/v1/pbx/calls`: call records, newest first.
 
 use crate::api::extract::Query;
-use crate::api::{ApiError, AppState, Auth};
+use crate::api::{ApiError, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{Call, CallDirection, CallState, Disposition, HangupSide};
-use axum::extract::State;
+use crate::service::Services;
+use axum::extract::{FromRef, State};
 use axum::http::HeaderValue;
 use axum::http::header::LINK;
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,13 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 
-pub fn routes() -> Router<AppState> {
+use std::sync::Arc;
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Services>: FromRef<S>,
+{
     Router::new().route("/v1/pbx/calls", get(list_calls))
 }
 
@@ -78,7 +85,7 @@ impl<'a> CallJson<'a> {
 /// `?active=true`, `?extension=<id or number>`, `?first=50`, `?after=<cursor>`; the next
 /// page's address comes in a `Link: <…>; rel="next"` header.
 async fn list_calls(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -102,10 +109,9 @@ async fn list_calls(
     };
     let extension_id = match query.get("extension") {
         None => None,
-        Some(key) => Some(state.services.resolve_extension(&principal, key).await?),
+        Some(key) => Some(services.resolve_extension(&principal, key).await?),
     };
-    let page = state
-        .services
+    let page = services
         .list_calls(
             &principal,
             active,

@@ -1,21 +1,29 @@
 //! `/v1/pbx/extensions`.
 
-use super::{integer_field, string_field};
-use crate::api::extract::{JsonObject, Path, Query};
-use crate::api::{ApiError, AppState, Auth};
+use super::body::{self, JsonBody, RequestBody};
+use crate::api::extract::{Path, Query};
+use crate::api::{ApiError, Auth};
 use crate::clock::rfc3339;
 use crate::domain::{ExtensionType, ExtensionView, PresenceSetting, PresenceStatus};
-use crate::service::{CreatedExtension, ExtensionDraft, ExtensionStats, Field, SipCredentials};
-use axum::extract::State;
+use crate::service::{
+    CreatedExtension, ExtensionDraft, ExtensionStats, Field, Services, SipCredentials,
+};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-pub fn routes() -> Router<AppState> {
+use std::sync::Arc;
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Services>: FromRef<S>,
+{
     Router::new()
         .route(
             "/v1/pbx/extensions",
@@ -98,99 +106,81 @@ impl<'a> ExtensionJson<'a> {
     }
 }
 
-/// Fields a client may send; everything else is refused by name.
-const WRITABLE: &[&str] = &[
-    "number",
-    "name",
-    "type",
-    "callerIdName",
-    "callerIdNumber",
-    "voicemailEnabled",
-    "forwardingNumber",
-    "forwardingRingTimeout",
-    "presence",
-];
-const READ_ONLY: &[&str] = &[
-    "id",
-    "status",
-    "forwardingEnabled",
-    "registeredDevices",
-    "createdAt",
-    "updatedAt",
-    "sipCredentials",
-];
-
-fn field_name(key: &str) -> &'static str {
-    WRITABLE
-        .iter()
-        .chain(READ_ONLY)
-        .find(|k| **k == key)
-        .copied()
-        .unwrap_or("body")
+/// What a client may send to create or change an extension. Every field may be left
+/// out; naming one the API only shows is a 422 on it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExtensionBody {
+    #[serde(default, deserialize_with = "body::string")]
+    number: Field<String>,
+    #[serde(default, deserialize_with = "body::string")]
+    name: Field<String>,
+    #[serde(default, rename = "type", deserialize_with = "body::string")]
+    kind: Field<String>,
+    #[serde(default, deserialize_with = "body::string")]
+    caller_id_name: Field<String>,
+    #[serde(default, deserialize_with = "body::string")]
+    caller_id_number: Field<String>,
+    #[serde(default, deserialize_with = "body::boolean")]
+    voicemail_enabled: Field<bool>,
+    #[serde(default, deserialize_with = "body::string")]
+    forwarding_number: Field<String>,
+    #[serde(default, deserialize_with = "body::integer")]
+    forwarding_ring_timeout: Field<i64>,
+    #[serde(default, deserialize_with = "body::string")]
+    presence: Field<String>,
+    #[serde(default, rename = "id", deserialize_with = "body::read_only")]
+    _id: (),
+    #[serde(default, rename = "status", deserialize_with = "body::read_only")]
+    _status: (),
+    #[serde(
+        default,
+        rename = "forwardingEnabled",
+        deserialize_with = "body::read_only"
+    )]
+    _forwarding_enabled: (),
+    #[serde(
+        default,
+        rename = "registeredDevices",
+        deserialize_with = "body::read_only"
+    )]
+    _registered_devices: (),
+    #[serde(default, rename = "createdAt", deserialize_with = "body::read_only")]
+    _created_at: (),
+    #[serde(default, rename = "updatedAt", deserialize_with = "body::read_only")]
+    _updated_at: (),
+    #[serde(
+        default,
+        rename = "sipCredentials",
+        deserialize_with = "body::read_only"
+    )]
+    _sip_credentials: (),
 }
 
-fn parsed_field<T>(
-    body: &Map<String, Value>,
-    key: &'static str,
-    parse: impl FnOnce(&str) -> Option<T>,
-    expected: &str,
-) -> Result<Field<T>, ApiError> {
-    Ok(match string_field(body, key)? {
-        Field::Absent => Field::Absent,
-        Field::Null => Field::Null,
-        Field::Value(s) => Field::Value(parse(&s).ok_or_else(|| {
+impl RequestBody for ExtensionBody {}
+
+impl ExtensionBody {
+    fn into_draft(self) -> Result<ExtensionDraft, ApiError> {
+        let one_of = |key: &'static str, expected: &str| {
             ApiError::validation(key, format!("{key} must be one of {expected}"))
-        })?),
-    })
-}
-
-/// Reads a JSON object into a draft, refusing unknown and read-only fields by name.
-fn draft_from_json(body: &Map<String, Value>) -> Result<ExtensionDraft, ApiError> {
-    for key in body.keys() {
-        if READ_ONLY.contains(&key.as_str()) {
-            let f = field_name(key);
-            return Err(ApiError::validation(f, format!("{key} is read-only")));
-        }
-        if !WRITABLE.contains(&key.as_str()) {
-            return Err(ApiError::validation(
-                "body",
-                format!("{key} is not a known field"),
-            ));
-        }
+        };
+        Ok(ExtensionDraft {
+            number: self.number,
+            name: self.name,
+            kind: self.kind.try_map(|s| {
+                ExtensionType::parse(&s)
+                    .map_err(|_| one_of("type", "user, conference, parking, paging"))
+            })?,
+            caller_id_name: self.caller_id_name,
+            caller_id_number: self.caller_id_number,
+            voicemail_enabled: self.voicemail_enabled,
+            forwarding_number: self.forwarding_number,
+            forwarding_ring_timeout: self.forwarding_ring_timeout,
+            presence: self.presence.try_map(|s| {
+                PresenceSetting::parse(&s).ok_or_else(|| one_of("presence", "available, away, dnd"))
+            })?,
+        })
     }
-    let voicemail_enabled = match body.get("voicemailEnabled") {
-        None => Field::Absent,
-        Some(Value::Null) => Field::Null,
-        Some(Value::Bool(b)) => Field::Value(*b),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "voicemailEnabled",
-                "voicemailEnabled must be true or false",
-            ));
-        }
-    };
-    let forwarding_ring_timeout = integer_field(body, "forwardingRingTimeout")?;
-    Ok(ExtensionDraft {
-        number: string_field(body, "number")?,
-        name: string_field(body, "name")?,
-        kind: parsed_field(
-            body,
-            "type",
-            |s| ExtensionType::parse(s).ok(),
-            "user, conference, parking, paging",
-        )?,
-        caller_id_name: string_field(body, "callerIdName")?,
-        caller_id_number: string_field(body, "callerIdNumber")?,
-        voicemail_enabled,
-        forwarding_number: string_field(body, "forwardingNumber")?,
-        forwarding_ring_timeout,
-        presence: parsed_field(
-            body,
-            "presence",
-            PresenceSetting::parse,
-            "available, away, dnd",
-        )?,
-    })
 }
 
 fn created_json(created: &CreatedExtension) -> Value {
@@ -198,7 +188,7 @@ fn created_json(created: &CreatedExtension) -> Value {
 }
 
 async fn list_extensions(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -220,10 +210,7 @@ async fn list_extensions(
             })
         })
         .transpose()?;
-    let views = state
-        .services
-        .list_extensions(&principal, kind, status)
-        .await?;
+    let views = services.list_extensions(&principal, kind, status).await?;
     let list: Vec<_> = views.iter().map(ExtensionJson::new).collect();
     Ok(Json(json!({ "extensions": list })))
 }
@@ -248,64 +235,58 @@ pub fn stats_json(stats: &ExtensionStats) -> Value {
 }
 
 async fn extension_stats(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
 ) -> Result<Json<Value>, ApiError> {
-    let stats = state.services.extension_stats(&principal).await?;
+    let stats = services.extension_stats(&principal).await?;
     Ok(Json(json!({ "stats": stats_json(&stats) })))
 }
 
 async fn get_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = state.services.get_extension(&principal, &id).await?;
+    let view = services.get_extension(&principal, &id).await?;
     Ok(Json(json!({ "extension": ExtensionJson::new(&view) })))
 }
 
 async fn create_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
-    JsonObject(body): JsonObject,
+    JsonBody(body): JsonBody<ExtensionBody>,
 ) -> Result<Response, ApiError> {
-    let draft = draft_from_json(&body)?;
-    let created = state.services.create_extension(&principal, draft).await?;
+    let draft = body.into_draft()?;
+    let created = services.create_extension(&principal, draft).await?;
     Ok((StatusCode::CREATED, Json(created_json(&created))).into_response())
 }
 
 async fn update_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    JsonBody(body): JsonBody<ExtensionBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let draft = draft_from_json(&body)?;
-    let view = state
-        .services
-        .update_extension(&principal, &id, draft)
-        .await?;
+    let draft = body.into_draft()?;
+    let view = services.update_extension(&principal, &id, draft).await?;
     Ok(Json(json!({ "extension": ExtensionJson::new(&view) })))
 }
 
 async fn delete_extension(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.delete_extension(&principal, &id).await?;
+    services.delete_extension(&principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reset_sip_credentials(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let created = state
-        .services
-        .reset_sip_credentials(&principal, &id)
-        .await?;
+    let created = services.reset_sip_credentials(&principal, &id).await?;
     Ok(Json(created_json(&created)))
 }
 
@@ -313,16 +294,13 @@ async fn reset_sip_credentials(
 mod tests {
     use super::*;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        }
+    fn draft_from_json(v: Value) -> Result<ExtensionDraft, ApiError> {
+        body::parse::<ExtensionBody>(v.to_string().as_bytes())?.into_draft()
     }
 
     #[test]
     fn absent_null_and_values_are_told_apart() {
-        let d = draft_from_json(&obj(json!({"name": "A", "forwardingNumber": null}))).unwrap();
+        let d = draft_from_json(json!({"name": "A", "forwardingNumber": null})).unwrap();
         assert_eq!(d.name, Field::Value("A".into()));
         assert_eq!(d.forwarding_number, Field::Null);
         assert_eq!(d.caller_id_name, Field::Absent);
@@ -330,24 +308,27 @@ mod tests {
 
     #[test]
     fn a_ring_timeout_written_as_30_0_is_the_integer_30() {
-        let d = draft_from_json(&obj(json!({"forwardingRingTimeout": 30.0}))).unwrap();
+        let d = draft_from_json(json!({"forwardingRingTimeout": 30.0})).unwrap();
         assert_eq!(d.forwarding_ring_timeout, Field::Value(30));
     }
 
     #[test]
     fn unknown_read_only_and_mistyped_fields_name_themselves() {
-        let e = draft_from_json(&obj(json!({"nmae": "A"}))).unwrap_err();
-        assert_eq!((e.field, e.code), (Some("body"), "validation_error"));
+        let e = draft_from_json(json!({"nmae": "A"})).unwrap_err();
+        assert_eq!(
+            (e.field.as_deref(), e.code),
+            (Some("body"), "validation_error")
+        );
         assert!(e.message.contains("nmae"));
-        let e = draft_from_json(&obj(json!({"status": "busy"}))).unwrap_err();
-        assert_eq!(e.field, Some("status"));
-        let e = draft_from_json(&obj(json!({"number": 101}))).unwrap_err();
-        assert_eq!(e.field, Some("number"));
-        let e = draft_from_json(&obj(json!({"forwardingRingTimeout": 2.5}))).unwrap_err();
-        assert_eq!(e.field, Some("forwardingRingTimeout"));
-        let e = draft_from_json(&obj(json!({"forwardingRingTimeout": "30"}))).unwrap_err();
-        assert_eq!(e.field, Some("forwardingRingTimeout"));
-        let e = draft_from_json(&obj(json!({"presence": "busy"}))).unwrap_err();
-        assert_eq!(e.field, Some("presence"));
+        let e = draft_from_json(json!({"status": "busy"})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("status"));
+        let e = draft_from_json(json!({"number": 101})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("number"));
+        let e = draft_from_json(json!({"forwardingRingTimeout": 2.5})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("forwardingRingTimeout"));
+        let e = draft_from_json(json!({"forwardingRingTimeout": "30"})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("forwardingRingTimeout"));
+        let e = draft_from_json(json!({"presence": "busy"})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("presence"));
     }
 }

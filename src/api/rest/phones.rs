@@ -1,16 +1,23 @@
 //! `/v1/pbx/phones`: devices that registered, live or within the last 30 days.
 
-use crate::api::{ApiError, AppState, Auth};
+use crate::api::{ApiError, Auth};
 use crate::clock::{now_ms, rfc3339};
+use crate::domain::DeviceListing;
 use crate::domain::{DeviceType, SipTransport};
-use crate::store::devices::DeviceListing;
-use axum::extract::State;
+use crate::service::Services;
+use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-pub fn routes() -> Router<AppState> {
+use std::sync::Arc;
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Services>: FromRef<S>,
+{
     Router::new()
         .route("/v1/pbx/phones", get(list_phones))
         .route("/v1/pbx/phones/stats", get(phone_stats))
@@ -60,20 +67,20 @@ impl<'a> PhoneJson<'a> {
 }
 
 async fn list_phones(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
 ) -> Result<Json<Value>, ApiError> {
-    let phones = state.services.list_phones(&principal, None).await?;
+    let phones = services.list_phones(&principal, None).await?;
     let now = now_ms();
     let list: Vec<_> = phones.iter().map(|p| PhoneJson::new(p, now)).collect();
     Ok(Json(json!({ "phones": list })))
 }
 
 async fn phone_stats(
-    State(state): State<AppState>,
+    State(services): State<Arc<Services>>,
     Auth(principal): Auth,
 ) -> Result<Json<Value>, ApiError> {
-    let stats = state.services.phone_stats(&principal).await?;
+    let stats = services.phone_stats(&principal).await?;
     let by_type: Map<String, Value> = stats
         .by_type
         .iter()

@@ -3,6 +3,7 @@
 //! voicemail, a final failure), with the call record kept in step.
 
 use super::{Caller, InviteSignal, Proxy};
+use crate::domain::Pbx;
 use crate::domain::{Disposition, Extension, Fallback, HangupSide, SipTransport};
 use crate::service::{Binding, CallHandle, Party};
 use crate::sip::dialogs::{Dialog, Leg};
@@ -14,7 +15,6 @@ use crate::sip::stack::client::{ClientEvent, cancel_for};
 use crate::sip::stack::transaction::TxKey;
 use crate::sip::stack::transport::Origin;
 use crate::sip::uri::{NameAddr, Scheme, Uri};
-use crate::store::pbx::Pbx;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -15,9 +15,10 @@ use super::stack::transport::Origin;
 use super::stack::{RequestCtx, SipStack};
 use super::uri::Uri;
 use super::voicemail::Voicemail;
+use crate::domain::Pbx;
 use crate::domain::{CallDirection, Disposition, HangupSide, RouteDecision, SipTransport, decide};
 use crate::service::{Party, Services, SipAccount};
-use crate::store::pbx::Pbx;
+use crate::sync::MutexExt;
 use fork::{CallRun, ForkOutcome};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,7 +91,7 @@ impl Proxy {
     }
 
     fn invites(&self) -> std::sync::MutexGuard<'_, HashMap<TxKey, mpsc::Sender<InviteSignal>>> {
-        self.invites.lock().unwrap_or_else(|p| p.into_inner())
+        self.invites.lock_unpoisoned()
     }
 
     /// CANCEL of a pending INVITE: 200 for the CANCEL, and the INVITE's branches are

@@ -5,6 +5,7 @@
 
 use super::transaction::{T1, T2, T4};
 use crate::sip::message::{Method, Name, Request, Response};
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -32,7 +33,7 @@ pub struct ClientTransactions {
 
 impl ClientTransactions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), mpsc::Sender<Response>>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+        self.open.lock_unpoisoned()
     }
 
     /// Hands a response to its transaction; false when none is open (a stray or a

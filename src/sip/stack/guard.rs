@@ -1,6 +1,7 @@
 //! Abuse guard: silently drops known scanners, and ignores an IP address for five
 //! minutes after more than 20 authentication failures within 60 seconds.
 
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -47,7 +48,7 @@ pub struct Guard {
 
 impl Guard {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Record>> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
+        self.records.lock_unpoisoned()
     }
 
     pub fn is_banned(&self, ip: IpAddr) -> bool {

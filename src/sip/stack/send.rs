@@ -9,6 +9,7 @@ use super::{SERVER, SipStack};
 use crate::domain::SipTransport;
 use crate::sip::message::{Method, Name, Request};
 use crate::sip::uri::Uri;
+use crate::sync::MutexExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -42,12 +43,7 @@ impl SipStack {
     }
 
     async fn send_over_new_tcp(self: Arc<Self>, remote: SocketAddr, bytes: Arc<[u8]>) {
-        let known = self
-            .outbound
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&remote)
-            .copied();
+        let known = self.outbound.lock_unpoisoned().get(&remote).copied();
         if let Some(flow) = known.filter(|f| self.flows.is_open(*f)) {
             self.flows.send(flow, bytes);
             return;
@@ -70,10 +66,7 @@ impl SipStack {
                     sink,
                     self.shutdown.clone(),
                 );
-                self.outbound
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(remote, flow);
+                self.outbound.lock_unpoisoned().insert(remote, flow);
                 self.flows.send(flow, bytes);
             }
             _ => tracing::debug!(sip.remote = %remote, "TCP connect failed"),

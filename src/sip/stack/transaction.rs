@@ -11,6 +11,7 @@
 
 use crate::sip::headers::{BRANCH_COOKIE, Via};
 use crate::sip::message::{Method, Name, Request};
+use crate::sync::MutexExt;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -119,9 +120,7 @@ impl ServerTransactions {
     }
 
     fn lock(&self, key: TxKey) -> std::sync::MutexGuard<'_, Inner> {
-        self.shards[(key.0 % SHARDS as u64) as usize]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.shards[(key.0 % SHARDS as u64) as usize].lock_unpoisoned()
     }
 
     /// Registers a request; tells whether it is new or a retransmission.
@@ -222,7 +221,7 @@ impl ServerTransactions {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).entries.len())
+            .map(|s| s.lock_unpoisoned().entries.len())
             .sum()
     }
 
@@ -234,7 +233,7 @@ impl ServerTransactions {
     pub fn sweep(&self) {
         let now = Instant::now();
         for shard in &self.shards {
-            sweep(&mut shard.lock().unwrap_or_else(|p| p.into_inner()), now);
+            sweep(&mut shard.lock_unpoisoned(), now);
         }
     }
 }

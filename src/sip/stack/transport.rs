@@ -8,6 +8,7 @@
 
 use crate::domain::SipTransport;
 use crate::sip::message::stream_frame_len;
+use crate::sync::{MutexExt, RwLockExt};
 use bytes::{Buf, BytesMut};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -101,17 +102,14 @@ impl Flows {
     fn insert(self: &Arc<Self>, remote: SocketAddr, inbound: bool) -> Flow {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(FLOW_QUEUE);
-        self.senders
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                FlowEntry {
-                    remote,
-                    queue: tx,
-                    inbound,
-                },
-            );
+        self.senders.write_unpoisoned().insert(
+            id,
+            FlowEntry {
+                remote,
+                queue: tx,
+                inbound,
+            },
+        );
         Flow {
             flows: self.clone(),
             id,
@@ -128,7 +126,7 @@ impl Flows {
     /// total or per-address limit.
     pub fn admit(self: &Arc<Self>, remote: SocketAddr) -> Option<Flow> {
         {
-            let mut per_address = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let mut per_address = self.per_address.lock_unpoisoned();
             let total: usize = per_address.values().sum();
             let mine = per_address.entry(remote.ip()).or_insert(0);
             if *mine >= self.limits.max_per_address || total >= self.limits.max_connections {
@@ -143,13 +141,9 @@ impl Flows {
     }
 
     pub fn close(&self, id: FlowId) {
-        let removed = self
-            .senders
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        let removed = self.senders.write_unpoisoned().remove(&id);
         if let Some(entry) = removed.filter(|e| e.inbound) {
-            let mut per_address = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let mut per_address = self.per_address.lock_unpoisoned();
             if let Some(n) = per_address.get_mut(&entry.remote.ip()) {
                 *n -= 1;
                 if *n == 0 {
@@ -163,8 +157,7 @@ impl Flows {
     pub fn send(&self, id: FlowId, bytes: Outbound) -> bool {
         let sender = self
             .senders
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .read_unpoisoned()
             .get(&id)
             .map(|e| e.queue.clone());
         match sender {
@@ -182,14 +175,11 @@ impl Flows {
     }
 
     pub fn is_open(&self, id: FlowId) -> bool {
-        self.senders
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&id)
+        self.senders.read_unpoisoned().contains_key(&id)
     }
 
     pub fn len(&self) -> usize {
-        self.senders.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.senders.read_unpoisoned().len()
     }
 
     pub fn is_empty(&self) -> bool {

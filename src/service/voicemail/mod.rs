@@ -1,73 +1,27 @@
-//! Voicemail: mailboxes (one per extension with voicemail on), messages (a row and a
-//! WAV file, written so that a crash never leaves one without the other), greetings,
-//! retention, events that drive MWI, and email notifications.
+//! Voicemail use cases: mailboxes (one per extension with voicemail on), messages (a
+//! row and a WAV file, written so that a crash never leaves a row without its file),
+//! greetings, retention, and the events that drive MWI. The files are [`files`]'s, the
+//! emails [`email`]'s, the rules of a mailbox's settings the domain's.
 
-use super::{ExtensionDraftField as Field, ServiceError, ServiceResult, Services};
+mod email;
+mod files;
+
+pub use email::{Mailer, SmtpUrlError};
+pub use files::{AudioFileError, AudioFiles};
+
+use super::{Field, ServiceError, ServiceResult, Services};
 use crate::auth::{Principal, Scope};
-use crate::clock::{now_ms, rfc3339};
-use crate::domain::{EmailAddress, Extension, ValidationError};
-use crate::events::{Event, ExtensionRef};
+use crate::clock::now_ms;
+use crate::domain::{
+    DEFAULT_MAX_MESSAGE_SECONDS, DEFAULT_RETENTION_DAYS, EmailAddress, Extension, ExtensionRef,
+    GreetingType, MAX_GREETING_SECONDS, Mailbox, MaxMessageSeconds, Pin, RetentionDays,
+    ValidationError, VoicemailMessage, mailbox_id, mailbox_number,
+};
+use crate::events::{Event, VoicemailChange, VoicemailChangeKind};
 use crate::media::audio;
 use crate::store::voicemail::{MailboxRow, MessageRow};
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-
-pub const DEFAULT_MAX_MESSAGE_SECONDS: u32 = 120;
-pub const DEFAULT_RETENTION_DAYS: u32 = 90;
-/// Uploaded greetings longer than this are refused.
-pub const MAX_GREETING_SECONDS: u32 = 120;
-
-/// A mailbox as the API shows it (the PIN never leaves the server).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mailbox {
-    pub id: String,
-    pub pbx_id: String,
-    pub extension_id: String,
-    pub extension_number: String,
-    pub extension_name: String,
-    pub message_count: u32,
-    pub new_messages: u32,
-    pub custom_greeting: bool,
-    pub notify_email: Option<String>,
-    /// Whether a PIN is set (the PIN itself is never shown).
-    pub pin_set: bool,
-    pub max_message_seconds: u32,
-    pub retention_days: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoicemailMessage {
-    pub id: String,
-    pub mailbox_id: String,
-    pub extension_id: String,
-    pub caller_number: String,
-    pub caller_name: Option<String>,
-    pub duration_ms: i64,
-    pub created_at: i64,
-    pub heard: bool,
-}
-
-/// What changed in a mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-pub enum VoicemailChangeKind {
-    Deposited,
-    Heard,
-    Unheard,
-    Deleted,
-    Purged,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoicemailChange {
-    pub pbx_id: String,
-    pub extension: ExtensionRef,
-    pub mailbox_id: String,
-    pub kind: VoicemailChangeKind,
-    pub message: Option<VoicemailMessage>,
-    pub new_messages: u32,
-    pub old_messages: u32,
-    pub at: i64,
-}
+use std::collections::HashSet;
+use std::path::PathBuf;
 
 /// Changes to a mailbox's settings; absent fields stay, `null` clears.
 #[derive(Debug, Clone, Default)]
@@ -77,30 +31,7 @@ pub struct MailboxDraft {
     pub max_message_seconds: Field<i64>,
     pub retention_days: Field<i64>,
     /// Only `default` (drops the custom greeting); a custom one is uploaded.
-    pub greeting_type: Field<String>,
-}
-
-fn mailbox_id(number: &str) -> String {
-    format!("vm_{number}")
-}
-
-fn hash_pin(pin: &str) -> String {
-    let salt: [u8; 16] = rand::random();
-    let hash = Sha256::digest([&salt[..], pin.as_bytes()].concat());
-    format!("{}${}", hex::encode(salt), hex::encode(hash))
-}
-
-/// Whether `pin` matches a stored hash (for phone access to the mailbox).
-pub fn pin_matches(stored: &str, pin: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let Some((salt, hash)) = stored.split_once('$') else {
-        return false;
-    };
-    let Ok(salt) = hex::decode(salt) else {
-        return false;
-    };
-    let computed = hex::encode(Sha256::digest([&salt[..], pin.as_bytes()].concat()));
-    computed.as_bytes().ct_eq(hash.as_bytes()).into()
+    pub greeting_type: Field<GreetingType>,
 }
 
 fn default_row(ext: &Extension) -> MailboxRow {
@@ -116,33 +47,7 @@ fn default_row(ext: &Extension) -> MailboxRow {
     }
 }
 
-/// Writes a file so that it is either fully there or not at all: a temporary file,
-/// synced, then renamed into place.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 impl Services {
-    fn voicemail_dir(&self) -> PathBuf {
-        self.config.data_dir.join("voicemail")
-    }
-
     fn message_of(&self, row: MessageRow, number: &str) -> VoicemailMessage {
         VoicemailMessage {
             id: row.id,
@@ -167,7 +72,11 @@ impl Services {
             extension_name: ext.name.clone(),
             message_count: messages.len() as u32,
             new_messages: messages.iter().filter(|m| m.heard_at.is_none()).count() as u32,
-            custom_greeting: row.greeting_file.is_some(),
+            greeting: if row.greeting_file.is_some() {
+                GreetingType::Custom
+            } else {
+                GreetingType::Default
+            },
             notify_email: row.notify_email,
             pin_set: row.pin_hash.is_some(),
             max_message_seconds: row.max_message_seconds.max(1) as u32,
@@ -177,9 +86,7 @@ impl Services {
 
     /// The extension a mailbox id (`vm_<number>`) belongs to, in the caller's PBX.
     async fn mailbox_extension(&self, principal: &Principal, id: &str) -> ServiceResult<Extension> {
-        let number = id
-            .strip_prefix("vm_")
-            .ok_or(ServiceError::NotFound("mailbox"))?;
+        let number = mailbox_number(id).ok_or(ServiceError::NotFound("mailbox"))?;
         match self
             .store
             .extension_by_number(&principal.pbx_id, number)
@@ -234,45 +141,36 @@ impl Services {
             Field::Absent => {}
             Field::Null => row.pin_hash = None,
             Field::Value(v) => {
-                if !(4..=8).contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ValidationError::new("pin", "must be 4 to 8 digits").into());
-                }
-                row.pin_hash = Some(hash_pin(&v));
+                row.pin_hash = Some(Pin::parse(&v)?.hash());
             }
         }
-        match draft.max_message_seconds {
-            Field::Absent => {}
-            Field::Null => row.max_message_seconds = DEFAULT_MAX_MESSAGE_SECONDS as i32,
-            Field::Value(v) if (10..=600).contains(&v) => row.max_message_seconds = v as i32,
-            Field::Value(_) => {
-                return Err(ValidationError::new(
-                    "maxMessageSeconds",
-                    "must be between 10 and 600",
-                )
-                .into());
-            }
+        let max_seconds = match draft.max_message_seconds {
+            Field::Absent => None,
+            Field::Null => Some(MaxMessageSeconds::DEFAULT),
+            Field::Value(v) => Some(MaxMessageSeconds::parse(v)?),
+        };
+        if let Some(max) = max_seconds {
+            row.max_message_seconds = max.seconds() as i32;
         }
-        match draft.retention_days {
-            Field::Absent => {}
-            Field::Null => row.retention_days = DEFAULT_RETENTION_DAYS as i32,
-            Field::Value(v) if (1..=3650).contains(&v) => row.retention_days = v as i32,
-            Field::Value(_) => {
-                return Err(
-                    ValidationError::new("retentionDays", "must be between 1 and 3650").into(),
-                );
-            }
+        let retention = match draft.retention_days {
+            Field::Absent => None,
+            Field::Null => Some(RetentionDays::DEFAULT),
+            Field::Value(v) => Some(RetentionDays::parse(v)?),
+        };
+        if let Some(days) = retention {
+            row.retention_days = days.days() as i32;
         }
         let old_greeting = match draft.greeting_type {
             Field::Absent => None,
-            Field::Value(v) if v == "default" => row.greeting_file.take(),
-            Field::Value(v) if v == "custom" => {
+            Field::Value(GreetingType::Default) => row.greeting_file.take(),
+            Field::Value(GreetingType::Custom) => {
                 return Err(ValidationError::new(
                     "greetingType",
                     "a custom greeting is set by uploading it (PUT …/greeting)",
                 )
                 .into());
             }
-            _ => {
+            Field::Null => {
                 return Err(
                     ValidationError::new("greetingType", "must be default or custom").into(),
                 );
@@ -281,39 +179,31 @@ impl Services {
         row.updated_at = now_ms();
         self.store.save_mailbox(&row).await?;
         if let Some(file) = old_greeting {
-            let _ = std::fs::remove_file(self.voicemail_dir().join(file));
+            self.audio_files.remove(&file).await;
         }
         self.mailbox_of(&ext, Some(row)).await
     }
 
     /// Replaces the greeting with an uploaded WAV (any PCM or float WAV; stored as 8 kHz
-    /// mono). Other formats are an `AudioError` the API answers with 415.
+    /// mono). Anything else is [`ServiceError::BadAudio`].
     pub async fn set_greeting(
         &self,
         principal: &Principal,
         id: &str,
         wav: &[u8],
-    ) -> ServiceResult<Result<Mailbox, audio::AudioError>> {
+    ) -> ServiceResult<Mailbox> {
         principal.require(Scope::VoicemailWrite)?;
         let ext = self.mailbox_extension(principal, id).await?;
-        let samples = match audio::decode_wav(wav, MAX_GREETING_SECONDS) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
+        let samples = audio::decode_wav(wav, MAX_GREETING_SECONDS)?;
         let relative = format!(
             "{}/{}/greeting-{}.wav",
             ext.pbx_id,
             ext.id,
             crate::ids::lower_alnum(8)
         );
-        let path = self.voicemail_dir().join(&relative);
-        let bytes = audio::encode_wav(&samples);
-        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-            .await
-            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?
-            .map_err(|e| {
-                crate::store::StoreError::Unavailable(format!("greeting not written: {e}"))
-            })?;
+        self.audio_files
+            .write(&relative, audio::encode_wav(&samples))
+            .await?;
         let mut row = self
             .store
             .mailbox(&ext.id)
@@ -323,9 +213,9 @@ impl Services {
         row.updated_at = now_ms();
         self.store.save_mailbox(&row).await?;
         if let Some(old) = old {
-            let _ = std::fs::remove_file(self.voicemail_dir().join(old));
+            self.audio_files.remove(&old).await;
         }
-        Ok(Ok(self.mailbox_of(&ext, Some(row)).await?))
+        self.mailbox_of(&ext, Some(row)).await
     }
 
     /// What a caller hears: the custom greeting, else the default prompt; then a beep.
@@ -334,7 +224,7 @@ impl Services {
             Ok(Some(MailboxRow {
                 greeting_file: Some(file),
                 ..
-            })) => tokio::fs::read(self.voicemail_dir().join(file)).await.ok(),
+            })) => self.audio_files.read(&file).await.ok(),
             _ => None,
         };
         let mut samples = custom
@@ -377,7 +267,7 @@ impl Services {
     ) -> ServiceResult<(VoicemailMessage, PathBuf)> {
         principal.require(Scope::VoicemailRead)?;
         let (ext, row) = self.mailbox_message(principal, mailbox, id).await?;
-        let path = self.voicemail_dir().join(&row.audio_file);
+        let path = self.audio_files.path(&row.audio_file);
         Ok((self.message_of(row, &ext.number), path))
     }
 
@@ -413,11 +303,7 @@ impl Services {
         let (new_messages, old_messages) = self.counts(ext).await?;
         self.bus.publish(Event::Voicemail(Box::new(VoicemailChange {
             pbx_id: ext.pbx_id.clone(),
-            extension: ExtensionRef {
-                id: ext.id.clone(),
-                number: ext.number.clone(),
-                name: ext.name.clone(),
-            },
+            extension: ExtensionRef::from(ext),
             mailbox_id: mailbox_id(&ext.number),
             kind,
             message,
@@ -462,7 +348,7 @@ impl Services {
         let (ext, row) = self.mailbox_message(principal, mailbox, id).await?;
         // Row first: a crash in between leaves an orphan file, which start-up removes.
         self.store.delete_message_row(id).await?;
-        let _ = tokio::fs::remove_file(self.voicemail_dir().join(&row.audio_file)).await;
+        self.audio_files.remove(&row.audio_file).await;
         let message = self.message_of(row, &ext.number);
         self.announce(&ext, VoicemailChangeKind::Deleted, Some(message))
             .await
@@ -479,16 +365,10 @@ impl Services {
     ) -> ServiceResult<VoicemailMessage> {
         let id = crate::ids::resource_id("msg");
         let relative = format!("{}/{}/{id}.wav", ext.pbx_id, ext.id);
-        let path = self.voicemail_dir().join(&relative);
         let duration_ms = (samples.len() as i64 * 1000) / i64::from(audio::RATE);
         let bytes = audio::encode_wav(&samples);
         let email_copy = bytes.clone();
-        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-            .await
-            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?
-            .map_err(|e| {
-                crate::store::StoreError::Unavailable(format!("message not written: {e}"))
-            })?;
+        self.audio_files.write(&relative, bytes).await?;
         let row = MessageRow {
             id,
             pbx_id: ext.pbx_id.clone(),
@@ -501,50 +381,22 @@ impl Services {
             audio_file: relative,
         };
         if let Err(e) = self.store.insert_message(&row).await {
-            let _ = std::fs::remove_file(self.voicemail_dir().join(&row.audio_file));
+            self.audio_files.remove(&row.audio_file).await;
             return Err(e.into());
         }
         let message = self.message_of(row, &ext.number);
         tracing::info!(extension.number = %ext.number, voicemail.id = %message.id, duration_ms, "voicemail stored");
         self.announce(ext, VoicemailChangeKind::Deposited, Some(message.clone()))
             .await?;
-        if let Ok(Some(MailboxRow {
-            notify_email: Some(to),
-            ..
-        })) = self.store.mailbox(&ext.id).await
+        if let Some(mailer) = &self.config.mailer
+            && let Ok(Some(MailboxRow {
+                notify_email: Some(to),
+                ..
+            })) = self.store.mailbox(&ext.id).await
         {
-            self.email_voicemail(ext, &message, &to, email_copy);
+            mailer.send_voicemail(ext, &message, &to, email_copy);
         }
         Ok(message)
-    }
-
-    /// Sends the new-message email in the background (failures are logged).
-    fn email_voicemail(&self, ext: &Extension, message: &VoicemailMessage, to: &str, wav: Vec<u8>) {
-        let Some(url) = self.config.smtp_url.clone() else {
-            return;
-        };
-        let from = self.config.smtp_from.clone();
-        let caller = match &message.caller_name {
-            Some(n) => format!("{n} <{}>", message.caller_number),
-            None => message.caller_number.clone(),
-        };
-        let seconds = (message.duration_ms + 500) / 1000;
-        let subject = format!(
-            "New voicemail for {} from {caller} ({seconds} s)",
-            ext.number
-        );
-        let body = format!(
-            "You have a new voicemail.\n\nFor:      {} {}\nFrom:     {caller}\nReceived: {}\nDuration: {seconds} s\n\nThe recording is attached.\n",
-            ext.number,
-            ext.name,
-            rfc3339(message.created_at)
-        );
-        let (to, id) = (to.to_owned(), message.id.clone());
-        tokio::spawn(async move {
-            if let Err(e) = send_email(&url, &from, &to, &subject, &body, &id, wav).await {
-                tracing::warn!(error = %e, voicemail.id = %id, "voicemail email not sent");
-            }
-        });
     }
 
     /// Deletes messages older than their mailbox's retention. Run hourly.
@@ -561,7 +413,7 @@ impl Services {
                 });
             if row.created_at < now - days * 24 * 3600 * 1000 {
                 self.store.delete_message_row(&row.id).await?;
-                let _ = tokio::fs::remove_file(self.voicemail_dir().join(&row.audio_file)).await;
+                self.audio_files.remove(&row.audio_file).await;
                 purged += 1;
                 if let Some(ext) = self
                     .store
@@ -582,27 +434,22 @@ impl Services {
     }
 
     /// At start: files without a row (a crash between file and row, or a deleted
-    /// extension) are removed, and rows whose file is gone are dropped.
+    /// extension) are removed, and rows whose file is gone are dropped. Returns how
+    /// many files and how many rows went.
     pub async fn reconcile_voicemail(&self) -> ServiceResult<(usize, usize)> {
-        let dir = self.voicemail_dir();
         let rows = self.store.all_messages().await?;
         let mut dropped_rows = 0;
         for row in &rows {
-            if !dir.join(&row.audio_file).exists() {
+            if !self.audio_files.exists(&row.audio_file) {
                 self.store.delete_message_row(&row.id).await?;
                 dropped_rows += 1;
             }
         }
-        let mut keep: std::collections::HashSet<PathBuf> =
-            rows.iter().map(|r| dir.join(&r.audio_file)).collect();
+        let mut keep: HashSet<String> = rows.into_iter().map(|r| r.audio_file).collect();
         for m in self.store.all_mailboxes().await? {
-            if let Some(g) = m.greeting_file {
-                keep.insert(dir.join(g));
-            }
+            keep.extend(m.greeting_file);
         }
-        let removed = tokio::task::spawn_blocking(move || remove_unknown_files(&dir, &keep))
-            .await
-            .unwrap_or(0);
+        let removed = self.audio_files.remove_all_but(keep).await;
         Ok((removed, dropped_rows))
     }
 
@@ -624,140 +471,5 @@ impl Services {
             return Ok((0, 0));
         }
         self.counts(ext).await
-    }
-}
-
-fn remove_unknown_files(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> usize {
-    let mut removed = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !keep.contains(&path) && std::fs::remove_file(&path).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
-}
-
-async fn send_email(
-    url: &str,
-    from: &str,
-    to: &str,
-    subject: &str,
-    body: &str,
-    id: &str,
-    wav: Vec<u8>,
-) -> anyhow::Result<()> {
-    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-    let email = Message::builder()
-        .from(from.parse()?)
-        .to(to.parse()?)
-        .subject(subject)
-        .multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::plain(body.to_owned()))
-                .singlepart(
-                    Attachment::new(format!("{id}.wav"))
-                        .body(wav, ContentType::parse("audio/wav")?),
-                ),
-        )?;
-    let (host, port) = parse_smtp_url(url)?;
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(port)
-        .build();
-    transport.send(email).await?;
-    Ok(())
-}
-
-/// `smtp://host[:port]` → host and port (25 by default). Only plain SMTP to a relay is
-/// supported; the relay does TLS and authentication onwards.
-pub fn parse_smtp_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("smtp://")
-        .ok_or_else(|| anyhow::anyhow!("SMTP URL must look like smtp://host[:port]"))?
-        .trim_end_matches('/');
-    if rest.is_empty() || rest.contains('@') || rest.contains('/') {
-        anyhow::bail!("SMTP URL must look like smtp://host[:port]");
-    }
-    let (host, port) = match rest.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| anyhow::anyhow!("unclosed [ in SMTP URL"))?;
-            (host, after.strip_prefix(':'))
-        }
-        None => match rest.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (rest, None),
-        },
-    };
-    let port = match port {
-        Some(p) => p
-            .parse()
-            .map_err(|_| anyhow::anyhow!("bad SMTP port {p:?}"))?,
-        None => 25,
-    };
-    Ok((host.to_owned(), port))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pins_are_salted_hashes_that_still_verify() {
-        let a = hash_pin("1234");
-        let b = hash_pin("1234");
-        assert_ne!(a, b, "salted");
-        assert!(!a.contains("1234"));
-        assert!(pin_matches(&a, "1234"));
-        assert!(!pin_matches(&a, "1235"));
-        assert!(!pin_matches("garbage", "1234"));
-    }
-
-    #[test]
-    fn smtp_urls_name_a_relay() {
-        assert_eq!(
-            parse_smtp_url("smtp://mail.lan").unwrap(),
-            ("mail.lan".into(), 25)
-        );
-        assert_eq!(
-            parse_smtp_url("smtp://127.0.0.1:2525/").unwrap(),
-            ("127.0.0.1".into(), 2525)
-        );
-        assert_eq!(
-            parse_smtp_url("smtp://[::1]:26").unwrap(),
-            ("::1".into(), 26)
-        );
-        for bad in [
-            "mail.lan",
-            "smtps://x",
-            "smtp://",
-            "smtp://u:p@x",
-            "smtp://x:port",
-            "smtp://[::1",
-        ] {
-            assert!(parse_smtp_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn atomic_writes_leave_no_temporary_file() {
-        let dir = std::env::temp_dir().join(format!("sb-atomic-{}", crate::ids::lower_alnum(8)));
-        let path = dir.join("a/b/x.wav");
-        write_atomically(&path, b"data").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"data");
-        assert!(!path.with_extension("tmp").exists());
-        let keep = std::collections::HashSet::new();
-        assert_eq!(remove_unknown_files(&dir, &keep), 1);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -10,6 +10,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[expect(dead_code, reason = "shared by the benchmarks; each uses a part")]
 mod support;
 
 use common::sip::{Account, authorization, header, status};

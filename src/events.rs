@@ -136,6 +136,20 @@ pub struct VoicemailChange {
     pub at: i64,
 }
 
+/// Someone joined or left a conference room, was muted or unmuted, or started or
+/// stopped talking; `participant` as it is after the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceChange {
+    pub pbx_id: String,
+    /// The conference extension (its room).
+    pub room: ExtensionRef,
+    pub kind: crate::domain::ConferenceEventKind,
+    pub participant: crate::domain::Participant,
+    /// How many are in the room after the change.
+    pub participants: u32,
+    pub at: i64,
+}
+
 /// Everything a person could watch happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -145,6 +159,7 @@ pub enum Event {
     Device(Box<DeviceChange>),
     Call(Box<CallChange>),
     Voicemail(Box<VoicemailChange>),
+    Conference(Box<ConferenceChange>),
 }
 
 impl Event {
@@ -155,6 +170,7 @@ impl Event {
             Event::Device(e) => &e.pbx_id,
             Event::Call(e) => &e.pbx_id,
             Event::Voicemail(e) => &e.pbx_id,
+            Event::Conference(e) => &e.pbx_id,
         }
     }
 }

@@ -187,9 +187,16 @@ pub struct Extension {
     pub forwarding_ring_timeout: u8,
     pub manual_presence: Option<ManualPresence>,
     pub sip_username: String,
+    /// Conference extensions: digits a caller enters (RFC 4733) before joining.
+    pub conference_pin: Option<String>,
+    /// Conference extensions: callers in the room at once; one more gets 486.
+    pub max_participants: u16,
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// Room size when none is set.
+pub const DEFAULT_MAX_PARTICIPANTS: u16 = 50;
 
 /// `id`, `number` and `name` of an extension: how events and listings name the
 /// extension they are about.

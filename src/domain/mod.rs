@@ -2,6 +2,7 @@
 //! derived. Nothing here touches the network or the database.
 
 mod call;
+mod conference;
 mod device;
 mod email;
 mod extension;
@@ -14,6 +15,7 @@ mod validation;
 mod voicemail;
 
 pub use call::{Call, CallDirection, CallState, Disposition, HangupSide};
+pub use conference::{ConferenceEventKind, Participant, Room};
 pub use routing::{CallTarget, Fallback, RouteDecision, decide};
 
 pub use device::{Device, DeviceListing, EndReason, SipTransport};
@@ -21,8 +23,8 @@ pub use email::EmailAddress;
 pub use user_agent::{DeviceInfo, DeviceType, classify};
 
 pub use extension::{
-    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionRef,
-    ExtensionType, ForwardingNumber, RingTimeout,
+    CallerIdName, CallerIdNumber, DEFAULT_MAX_PARTICIPANTS, Extension, ExtensionName,
+    ExtensionNumber, ExtensionRef, ExtensionType, ForwardingNumber, RingTimeout,
 };
 pub use pbx::Pbx;
 pub use presence::{ManualPresence, PresenceSetting, PresenceStatus, derive_status};

@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 mod bindings;
 mod calls;
+mod conferences;
 mod extensions;
 mod field;
 mod live;
@@ -16,6 +17,7 @@ mod voicemail;
 pub use accounts::SipAccount;
 pub use bindings::Binding;
 pub use calls::{CallHandle, CallPage, Party};
+pub use conferences::ConferenceControl;
 pub use extensions::{CreatedExtension, ExtensionDraft, ExtensionStats, SipCredentials};
 pub use field::Field;
 pub use live::LiveState;
@@ -110,6 +112,7 @@ pub struct Services {
     accounts: accounts::AccountCache,
     locks: StripedLocks,
     audio_files: voicemail::AudioFiles,
+    conferences: conferences::ConferenceRegistry,
 }
 
 impl Services {
@@ -130,6 +133,7 @@ impl Services {
             accounts: accounts::AccountCache::default(),
             locks: StripedLocks::default(),
             audio_files: voicemail::AudioFiles::new(&config.data_dir),
+            conferences: Default::default(),
             config,
         })
     }

@@ -89,6 +89,9 @@ impl TryFrom<ExtensionRow> for Extension {
             forwarding_ring_timeout,
             manual_presence,
             sip_username: row.sip_username,
+            // Not stored yet: the conference settings' columns come with their API.
+            conference_pin: None,
+            max_participants: crate::domain::DEFAULT_MAX_PARTICIPANTS,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

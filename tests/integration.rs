@@ -6,6 +6,7 @@ mod common;
 mod auth_and_tenants;
 mod calls;
 mod cli_and_health;
+mod conference;
 mod console_browser;
 mod extensions_rest;
 mod graphql_api;

@@ -192,6 +192,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
                     "voicemailCalls": sip.voicemail_calls(),
                     "rtpPortsInUse": sip.rtp_ports_in_use(),
                     "mwiSubscriptions": sip.mwi_subscriptions(),
+                    "conferenceParticipants": sip.conference_participants(),
                     "openFlows": sip.open_flows(),
                 });
             }

@@ -34,13 +34,17 @@ pub enum RouteDecision {
     Ring { timeout_secs: u8, then: Fallback },
     /// Do not ring: go straight to the fallback.
     Direct(Fallback),
-    /// Conference, parking and paging extensions are not served yet.
+    /// A conference extension: the caller joins its room.
+    Conference,
+    /// Parking and paging extensions are not served yet.
     NotImplemented,
 }
 
 pub fn decide(target: &CallTarget) -> RouteDecision {
-    if target.kind != ExtensionType::User {
-        return RouteDecision::NotImplemented;
+    match target.kind {
+        ExtensionType::User => {}
+        ExtensionType::Conference => return RouteDecision::Conference,
+        _ => return RouteDecision::NotImplemented,
     }
     if target.dnd {
         return RouteDecision::Direct(if target.voicemail_enabled {

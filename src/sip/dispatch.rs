@@ -1,6 +1,7 @@
 //! The dispatcher: every message the stack passes up goes to exactly one application.
 //! It is also where per-message work is spawned, under one cap.
 
+use super::conference::Conference;
 use super::dialogs::Dialogs;
 use super::message::{Method, Name, Request};
 use super::mwi::Mwi;
@@ -26,15 +27,24 @@ pub const ALLOW: &str =
 /// it: UDP peers retransmit, stream peers time out.
 const MAX_MESSAGES_IN_FLIGHT: usize = 16_384;
 
+/// The applications that hold dialogs: requests with a To tag go to one of them.
+pub(super) struct Apps {
+    pub dialogs: Arc<Dialogs>,
+    pub mwi: Arc<Mwi>,
+    pub voicemail: Arc<Voicemail>,
+    pub conference: Arc<Conference>,
+}
+
 /// The SIP server as the rest of the program sees it: the stack with its applications
 /// on top. A cheap handle to share.
 pub struct Sip {
-    pub(super) stack: Arc<SipStack>,
-    pub(super) registrar: Registrar,
-    pub(super) proxy: Arc<Proxy>,
-    pub(super) dialogs: Arc<Dialogs>,
-    pub(super) mwi: Arc<Mwi>,
-    pub(super) voicemail: Arc<Voicemail>,
+    stack: Arc<SipStack>,
+    registrar: Registrar,
+    proxy: Arc<Proxy>,
+    dialogs: Arc<Dialogs>,
+    mwi: Arc<Mwi>,
+    voicemail: Arc<Voicemail>,
+    conference: Arc<Conference>,
     permits: Arc<Semaphore>,
     /// Messages dropped because the cap was reached, not yet reported.
     dropped: AtomicU64,
@@ -47,17 +57,16 @@ impl Sip {
         stack: Arc<SipStack>,
         registrar: Registrar,
         proxy: Arc<Proxy>,
-        dialogs: Arc<Dialogs>,
-        mwi: Arc<Mwi>,
-        voicemail: Arc<Voicemail>,
+        apps: Apps,
     ) -> Arc<Sip> {
         Arc::new_cyclic(|me| Sip {
             stack,
             registrar,
             proxy,
-            dialogs,
-            mwi,
-            voicemail,
+            dialogs: apps.dialogs,
+            mwi: apps.mwi,
+            voicemail: apps.voicemail,
+            conference: apps.conference,
             permits: Arc::new(Semaphore::new(MAX_MESSAGES_IN_FLIGHT)),
             dropped: AtomicU64::new(0),
             me: me.clone(),
@@ -87,10 +96,8 @@ impl Sip {
             return self.in_dialog(req, ctx, origin, None).await;
         };
         let tagged = ctx.to.tag().is_some();
-        let known_dialog = tagged
-            && (self.dialogs.knows(&ctx.call_id)
-                || self.voicemail.knows(&ctx.call_id)
-                || self.mwi.knows(&ctx.call_id));
+        let known_dialog =
+            tagged && (self.dialogs.knows(&ctx.call_id) || self.answered_here(&ctx.call_id));
         match req.method {
             Method::Invite if !tagged => {
                 // Proxy-Require is ours; Require is for whoever answers (RFC 3261 §16.3).
@@ -145,8 +152,15 @@ impl Sip {
         }
     }
 
-    /// A request with a To tag: for a dialog of ours (voicemail, MWI), answered here
-    /// (Require is then ours to check); else relayed by the dialogs application.
+    /// Whether `call_id` is a dialog we are the user agent in (voicemail, a conference
+    /// room, an MWI subscription).
+    fn answered_here(&self, call_id: &str) -> bool {
+        self.voicemail.knows(call_id) || self.conference.knows(call_id) || self.mwi.knows(call_id)
+    }
+
+    /// A request with a To tag: for a dialog of ours (voicemail, a conference, MWI),
+    /// answered here (Require is then ours to check); else relayed by the dialogs
+    /// application.
     async fn in_dialog(
         self: &Arc<Self>,
         req: Request,
@@ -154,8 +168,7 @@ impl Sip {
         origin: Origin,
         key: Option<TxKey>,
     ) {
-        let voicemail = self.voicemail.knows(&ctx.call_id);
-        if !voicemail && !self.mwi.knows(&ctx.call_id) {
+        if !self.answered_here(&ctx.call_id) {
             return self.dialogs.relay(req, ctx, origin, key).await;
         }
         if let Some(key) = key
@@ -163,8 +176,10 @@ impl Sip {
         {
             return self.stack.finish(key, origin, resp);
         }
-        if voicemail {
+        if self.voicemail.knows(&ctx.call_id) {
             self.voicemail.request(&req, &ctx, origin, key);
+        } else if self.conference.knows(&ctx.call_id) {
+            self.conference.request(&req, &ctx, origin, key).await;
         } else {
             self.mwi.request(&req, &ctx, origin, key).await;
         }
@@ -201,6 +216,11 @@ impl Sip {
     /// Calls voicemail is taking right now.
     pub fn voicemail_calls(&self) -> usize {
         self.voicemail.len()
+    }
+
+    /// Callers in conference rooms right now.
+    pub fn conference_participants(&self) -> usize {
+        self.conference.len()
     }
 
     /// Live message-summary subscriptions.

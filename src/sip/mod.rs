@@ -4,6 +4,7 @@
 //! syntax; the rest of the program sees service calls and [`Sip`].
 
 pub mod authenticate;
+mod conference;
 mod config;
 mod dialogs;
 mod dispatch;
@@ -76,12 +77,19 @@ pub async fn start(
         config.rtp_ports.clone(),
         config.rtp_timeout,
     ));
+    let conference = conference::Conference::new(
+        stack.clone(),
+        services.clone(),
+        config.rtp_ports.clone(),
+        config.rtp_timeout,
+    );
     let proxy = Arc::new(proxy::Proxy::new(
         stack.clone(),
         services.clone(),
         auth.clone(),
         dialogs.clone(),
         voicemail.clone(),
+        conference.clone(),
         config.gateway.clone(),
     ));
     let registrar = registrar::Registrar::new(
@@ -92,7 +100,17 @@ pub async fn start(
         config.min_expires,
     );
     mwi.listen();
-    let sip = Sip::new(stack.clone(), registrar, proxy, dialogs, mwi, voicemail);
+    let sip = Sip::new(
+        stack.clone(),
+        registrar,
+        proxy,
+        dispatch::Apps {
+            dialogs,
+            mwi,
+            voicemail,
+            conference,
+        },
+    );
     let tls_addr = stack.serve(listeners, sip.clone())?;
     let addr = stack.bound_addr();
     tracing::info!(sip.addr = %addr, "SIP listening on UDP and TCP");

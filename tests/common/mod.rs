@@ -6,6 +6,7 @@
     reason = "shared by the tests and the benchmarks; each uses a part"
 )]
 
+pub mod rtp;
 pub mod sip;
 pub mod sip_raw;
 pub mod ws;

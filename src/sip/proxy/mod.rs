@@ -7,6 +7,7 @@
 mod fork;
 
 use super::authenticate::{AuthOutcome, DigestAuth};
+use super::conference::Conference;
 use super::dialogs::Dialogs;
 use super::location;
 use super::message::{Name, Request, Response};
@@ -24,6 +25,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// The reason recorded on a call a conference room could not take.
+const CONFERENCE_REFUSED: &str = "conference";
 
 /// Messages to a running INVITE (from the caller's CANCEL).
 #[derive(Debug)]
@@ -64,6 +68,8 @@ pub struct Proxy {
     dialogs: Arc<Dialogs>,
     /// Calls nobody takes may go to voicemail.
     voicemail: Arc<Voicemail>,
+    /// Calls to conference extensions join their rooms.
+    conference: Arc<Conference>,
     /// Running INVITEs, for their CANCELs.
     invites: Mutex<HashMap<TxKey, mpsc::Sender<InviteSignal>>>,
     /// Where calls to outside numbers go; INVITEs from its address are trusted.
@@ -77,6 +83,7 @@ impl Proxy {
         auth: Arc<DigestAuth>,
         dialogs: Arc<Dialogs>,
         voicemail: Arc<Voicemail>,
+        conference: Arc<Conference>,
         gateway: Option<Uri>,
     ) -> Self {
         Self {
@@ -85,6 +92,7 @@ impl Proxy {
             auth,
             dialogs,
             voicemail,
+            conference,
             invites: Default::default(),
             gateway,
         }
@@ -327,6 +335,25 @@ impl Proxy {
                 run.fork(targets, None, &mut signals, None).await
             }
             Some((ext, t)) => match decide(&t) {
+                RouteDecision::Conference => {
+                    return match self
+                        .conference
+                        .join(req, ctx, origin, key, &ext, call.clone())
+                        .await
+                    {
+                        Ok(()) => None,
+                        Err(resp) => {
+                            let disposition = if resp.status == 486 {
+                                Disposition::Busy
+                            } else {
+                                Disposition::Failed
+                            };
+                            run.end(disposition, HangupSide::System, Some(CONFERENCE_REFUSED))
+                                .await;
+                            Some(resp)
+                        }
+                    };
+                }
                 RouteDecision::NotImplemented => {
                     run.end(
                         Disposition::Failed,

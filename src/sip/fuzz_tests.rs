@@ -82,7 +82,7 @@ fn mutate(rng: &mut XorShift, input: &[u8]) -> Vec<u8> {
 
 /// Runs every reader of network input over one message.
 fn exercise(bytes: &[u8]) {
-    let _ = message::stream_frame_len(bytes);
+    let _ = super::stack::transport::stream_frame_len(bytes);
     let _ = raw_headers(bytes);
     let Ok(Message::Request(req)) = Message::parse(bytes) else {
         return;

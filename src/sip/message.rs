@@ -589,36 +589,6 @@ impl Response {
     }
 }
 
-/// The length of the first message in a stream buffer, by `Content-Length` (§18.3:
-/// mandatory on streams), once its head is complete; the buffer may not hold the whole
-/// body yet. `Ok(None)` means the head is not complete. Leading CRLFs are counted into
-/// the message (they are keep-alives, dropped by the parser).
-pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
-    let Some(start) = buf.iter().position(|b| *b != b'\r' && *b != b'\n') else {
-        return Ok(None);
-    };
-    let Some(end) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head_end = start + end + 4;
-    let head = std::str::from_utf8(&buf[start..head_end]).map_err(|_| ParseError::Encoding)?;
-    let mut len = None;
-    for line in head.split("\r\n") {
-        if let Some((name, value)) = line.split_once(':')
-            && Name::parse(name.trim()) == Name::ContentLength
-        {
-            len = Some(
-                value
-                    .trim()
-                    .parse::<usize>()
-                    .map_err(|_| ParseError::ContentLength)?,
-            );
-        }
-    }
-    let len = len.ok_or(ParseError::ContentLength)?;
-    Ok(Some(head_end + len))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -791,24 +761,5 @@ mod tests {
         let r = request(REGISTER);
         let again = request(std::str::from_utf8(&r.to_bytes()).unwrap());
         assert_eq!(r, again);
-    }
-
-    #[test]
-    fn stream_framing_waits_for_the_whole_message() {
-        let msg = "MESSAGE sip:b SIP/2.0\r\nContent-Length: 5\r\n\r\nhello";
-        let full = format!("\r\n\r\n{msg}{msg}");
-        let first = stream_frame_len(full.as_bytes()).unwrap().unwrap();
-        assert_eq!(first, 4 + msg.len());
-        assert_eq!(
-            stream_frame_len(&full.as_bytes()[..first - 1]).unwrap(),
-            Some(first),
-            "the head is complete, the body not yet"
-        );
-        assert_eq!(stream_frame_len(&full.as_bytes()[..20]).unwrap(), None);
-        assert!(
-            stream_frame_len(b"MESSAGE sip:b SIP/2.0\r\n\r\n").is_err(),
-            "no Content-Length on a stream"
-        );
-        assert_eq!(stream_frame_len(b"\r\n\r\n").unwrap(), None);
     }
 }

@@ -3,7 +3,7 @@
 //! or fail, never panic. Deterministic (fixed seed), so a failure reproduces.
 
 use super::headers::{Via, parse_cseq, parse_delta_seconds};
-use super::message::{self, Message};
+use super::message::Message;
 use super::stack::RequestCtx;
 use super::stack::request::raw_headers;
 use super::syntax;

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod architecture;
 mod auth_and_tenants;
 mod calls;
 mod cli_and_health;

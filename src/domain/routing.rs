@@ -176,12 +176,13 @@ mod tests {
     }
 
     #[test]
-    fn only_user_extensions_ring() {
-        for kind in [
-            ExtensionType::Conference,
-            ExtensionType::Parking,
-            ExtensionType::Paging,
-        ] {
+    fn conferences_join_their_room_and_parking_and_paging_are_not_served_yet() {
+        let conference = CallTarget {
+            kind: ExtensionType::Conference,
+            ..target()
+        };
+        assert_eq!(decide(&conference), RouteDecision::Conference);
+        for kind in [ExtensionType::Parking, ExtensionType::Paging] {
             assert_eq!(
                 decide(&CallTarget { kind, ..target() }),
                 RouteDecision::NotImplemented

@@ -259,7 +259,9 @@ impl Mixer {
     }
 
     /// Adds a participant; with a room PIN it hears the PIN prompt first.
-    pub fn add(&mut self, id: ParticipantId, session: RtpSession, muted: bool) {
+    pub fn add(&mut self, id: ParticipantId, mut session: RtpSession, muted: bool) {
+        // The tick drains the socket: a datagram need not wake the reactor.
+        session.unregister();
         let mut member = Member {
             id,
             session,

@@ -14,10 +14,23 @@ pub struct PortPool {
 }
 
 /// A bound RTP socket whose port returns to the pool when this is dropped.
+///
+/// The socket is non-blocking and not registered with tokio's reactor: an owner that
+/// reads on a timer (a conference room drains each socket once per 20 ms tick) would
+/// otherwise have the reactor woken by every datagram, which costs more than the
+/// packet's own processing. An owner that awaits readiness asks for [`Lease::registered`].
 pub struct Lease {
-    pub socket: tokio::net::UdpSocket,
+    pub socket: std::net::UdpSocket,
     pub port: u16,
     pool: Arc<PortPool>,
+}
+
+impl Lease {
+    /// The same socket registered with the current tokio runtime, for owners that
+    /// await it. Read through it only (tokio's readiness is cleared by its own reads).
+    pub fn registered(&self) -> std::io::Result<tokio::net::UdpSocket> {
+        tokio::net::UdpSocket::from_std(self.socket.try_clone()?)
+    }
 }
 
 impl Drop for Lease {
@@ -71,7 +84,7 @@ impl PortPool {
                 Ok(socket) => {
                     socket.set_nonblocking(true)?;
                     return Ok(Lease {
-                        socket: tokio::net::UdpSocket::from_std(socket)?,
+                        socket,
                         port,
                         pool: self.clone(),
                     });

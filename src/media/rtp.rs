@@ -36,6 +36,8 @@ pub struct Recording {
 
 pub struct Session {
     lease: Lease,
+    /// The lease's socket, awaited on.
+    socket: tokio::net::UdpSocket,
     codec: Codec,
     /// Where we send; latches to where the caller's packets come from (NAT).
     remote: std::sync::Mutex<SocketAddr>,
@@ -60,14 +62,16 @@ struct Packet {
 }
 
 impl Session {
-    pub fn new(lease: Lease, codec: Codec, remote: SocketAddr) -> Self {
-        Self {
+    /// Fails only when the socket cannot be registered with the runtime.
+    pub fn new(lease: Lease, codec: Codec, remote: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self {
+            socket: lease.registered()?,
             lease,
             codec,
             remote: std::sync::Mutex::new(remote),
             ssrc: rand::random(),
             last_heard: std::sync::Mutex::new(Instant::now()),
-        }
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -105,10 +109,10 @@ impl Session {
                 .payload(&payload)
                 .build();
             if let Ok(bytes) = packet {
-                let _ = self.lease.socket.send_to(&bytes, self.remote()).await;
+                let _ = self.socket.send_to(&bytes, self.remote()).await;
             }
             // Drain (and latch to) the caller's packets without blocking.
-            while let Ok((n, from)) = self.lease.socket.try_recv_from(&mut buf) {
+            while let Ok((n, from)) = self.socket.try_recv_from(&mut buf) {
                 if RtpReader::new(&buf[..n]).is_ok() {
                     self.heard(from);
                 }
@@ -146,7 +150,7 @@ impl Session {
                     }
                     break Ended::Silence;
                 }
-                received = self.lease.socket.recv_from(&mut buf) => {
+                received = self.socket.recv_from(&mut buf) => {
                     let Ok((n, from)) = received else { continue };
                     let Ok(rtp) = RtpReader::new(&buf[..n]) else { continue };
                     self.heard(from);

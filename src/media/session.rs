@@ -154,11 +154,11 @@ const RTP_HEADER: usize = 12;
 
 pub struct RtpSession {
     lease: Lease,
-    /// The same socket without tokio's readiness cache: a tick's non-blocking drain
-    /// and sends go straight to the kernel (tokio's `try_*` answer WouldBlock until
-    /// its reactor has seen the socket ready, which on a busy runtime lags the
-    /// kernel). The bridge, which awaits readiness, reads through tokio instead.
-    direct: Option<std::net::UdpSocket>,
+    /// The socket registered with tokio, once an owner awaits readiness (the bridge);
+    /// reads then go through it, as tokio clears readiness only on its own reads.
+    /// Until then (a conference room, which drains on its tick) reads and sends go
+    /// straight to the kernel and no datagram wakes the reactor. Sends always do.
+    awaited: Option<tokio::net::UdpSocket>,
     params: MediaParams,
     /// Where RTP really comes from (symmetric RTP): the first source after the
     /// session was set up or moved; later packets from elsewhere are ignored.
@@ -185,13 +185,9 @@ pub struct RtpSession {
 impl RtpSession {
     pub fn new(lease: Lease, params: MediaParams) -> Self {
         let now = Instant::now();
-        let direct = socket2::SockRef::from(&lease.socket)
-            .try_clone()
-            .ok()
-            .map(std::net::UdpSocket::from);
         Self {
             lease,
-            direct,
+            awaited: None,
             jitter: JitterBuffer::new(params.codec.silence_byte()),
             decoder: Decoder::new(params.codec),
             encoder: Encoder::new(params.codec),
@@ -273,9 +269,28 @@ impl RtpSession {
         (now.saturating_duration_since(self.epoch).as_micros() as i64) * 8 / 1000
     }
 
-    /// Waits until a datagram can be read (for owners that wait on one session).
-    pub async fn readable(&self) -> std::io::Result<()> {
-        self.lease.socket.readable().await
+    /// Waits until a datagram can be read (for owners that wait on one session). The
+    /// first call registers the socket with the current runtime.
+    pub async fn readable(&mut self) -> std::io::Result<()> {
+        if self.awaited.is_none() {
+            self.awaited = Some(self.lease.registered()?);
+        }
+        match &self.awaited {
+            Some(socket) => socket.readable().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops awaiting: the socket leaves the reactor (for owners that read on a tick).
+    pub fn unregister(&mut self) {
+        self.awaited = None;
+    }
+
+    fn try_recv(&mut self) -> std::io::Result<(usize, SocketAddr)> {
+        match &self.awaited {
+            Some(socket) => socket.try_recv_from(&mut self.rx[..]),
+            None => self.lease.socket.recv_from(&mut self.rx[..]),
+        }
     }
 
     /// Reads what the socket holds (up to 64 datagrams) into the jitter buffer and
@@ -284,11 +299,7 @@ impl RtpSession {
         let units = self.units(now);
         let mut taken = 0;
         for _ in 0..MAX_DRAIN {
-            let received = match &self.direct {
-                Some(direct) => direct.recv_from(&mut self.rx[..]),
-                None => self.lease.socket.try_recv_from(&mut self.rx[..]),
-            };
-            let Ok((n, from)) = received else {
+            let Ok((n, from)) = self.try_recv() else {
                 break;
             };
             let Some(packet) = self.accept(n, from, now) else {
@@ -353,7 +364,7 @@ impl RtpSession {
     /// Reads one datagram for a bridge and hands it to `forward` (without the jitter
     /// buffer: the far end has its own). Returns false when the socket is empty.
     pub fn poll_raw(&mut self, now: Instant, forward: impl FnOnce(Inbound<'_>)) -> bool {
-        let Ok((n, from)) = self.lease.socket.try_recv_from(&mut self.rx[..]) else {
+        let Ok((n, from)) = self.try_recv() else {
             return false;
         };
         if let Some(h) = self.accept(n, from, now)
@@ -491,11 +502,7 @@ impl RtpSession {
         tx[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         tx[RTP_HEADER..RTP_HEADER + len].copy_from_slice(&payload[..len]);
         self.seq = self.seq.wrapping_add(1);
-        let sent = match &self.direct {
-            Some(direct) => direct.send_to(&tx[..RTP_HEADER + len], dest),
-            None => self.lease.socket.try_send_to(&tx[..RTP_HEADER + len], dest),
-        };
-        match sent {
+        match self.lease.socket.send_to(&tx[..RTP_HEADER + len], dest) {
             Ok(_) => {
                 self.stats.packets_out += 1;
                 true

@@ -124,8 +124,12 @@ impl Voicemail {
                     .warned(req, ctx, origin, 488, "Not Acceptable Here", why));
             }
         };
-        let lease = match self.media_ports.lease(self.stack.bound_addr().ip()) {
-            Ok(lease) => lease,
+        let ip = self.stack.bound_addr().ip();
+        let media = match self.media_ports.lease(ip).and_then(|lease| {
+            let codec = offer.codec;
+            Session::new(lease, codec, offer.remote)
+        }) {
+            Ok(media) => media,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port for voicemail");
                 let mut resp = self
@@ -135,7 +139,7 @@ impl Voicemail {
                 return Err(resp);
             }
         };
-        let port = lease.port;
+        let port = media.port();
         let session_id: u64 = rand::random::<u32>().into();
         let answer = sdp::answer(self.stack.media_ip(), port, &offer, session_id, session_id);
 
@@ -151,7 +155,7 @@ impl Voicemail {
             call,
             uas,
             answer,
-            media: Arc::new(Session::new(lease, offer.codec, offer.remote)),
+            media: Arc::new(media),
         });
         self.lock()
             .insert(vm.uas.dialog.call_id.clone(), vm.clone());

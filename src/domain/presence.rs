@@ -96,6 +96,17 @@ impl PresenceSetting {
     }
 }
 
+/// A conference extension's status follows its room: `busy` while anyone is in it,
+/// `available` while it is empty. Never `offline` (a room needs no phone), never
+/// `away` or `dnd` (nobody sets those on a room).
+pub fn room_status(participants: usize) -> PresenceStatus {
+    if participants > 0 {
+        PresenceStatus::Busy
+    } else {
+        PresenceStatus::Available
+    }
+}
+
 /// The one place presence is computed.
 pub fn derive_status(
     manual: Option<ManualPresence>,
@@ -138,6 +149,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_room_is_busy_while_occupied_and_available_when_empty() {
+        assert_eq!(room_status(0), Available);
+        assert_eq!(room_status(1), Busy);
+        assert_eq!(room_status(50), Busy);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 
 use super::caller;
 use super::types::{
-    Call, CallEvent, DeviceEvent, Extension, ExtensionEvent, PresenceEvent, VoicemailEvent,
+    Call, CallEvent, ConferenceEvent, DeviceEvent, Extension, ExtensionEvent, PresenceEvent,
+    VoicemailEvent,
 };
 use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
@@ -81,6 +82,21 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ExtensionEvent> + use<>> {
         open_feed(ctx, Scope::ExtensionsRead, ExtensionFilter)
+    }
+
+    /// The watched conference rooms (all when `numbers` is omitted): first a `SNAPSHOT`
+    /// of each with its participants, then who joins, leaves, is muted or unmuted, and
+    /// starts or stops talking; a `RESYNC` of each room after falling behind. Needs
+    /// `pbx:conferences:read`.
+    async fn conference_events(
+        &self,
+        ctx: &Context<'_>,
+        numbers: Option<Vec<String>>,
+    ) -> Result<impl Stream<Item = ConferenceEvent> + use<>> {
+        let filter = ConferenceFilter {
+            numbers: numbers.map(|n| n.into_iter().collect()),
+        };
+        open_feed(ctx, Scope::ConferencesRead, filter)
     }
 }
 
@@ -393,6 +409,59 @@ impl FeedKind for PresenceFilter {
                 };
                 PresenceEvent::from_change(&change, sequence)
             })
+            .collect())
+    }
+}
+
+struct ConferenceFilter {
+    numbers: Option<HashSet<String>>,
+}
+
+impl ConferenceFilter {
+    fn watches(&self, number: &str) -> bool {
+        self.numbers.as_ref().is_none_or(|n| n.contains(number))
+    }
+}
+
+impl FeedKind for ConferenceFilter {
+    type Item = ConferenceEvent;
+    const OPENS_WITH_SNAPSHOT: bool = true;
+
+    fn wants(&self, event: &Event) -> bool {
+        matches!(event, Event::Conference(change) if self.watches(&change.room.number))
+    }
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<ConferenceEvent> {
+        match &envelope.event {
+            Event::Conference(change)
+                if change.pbx_id == principal.pbx_id && self.watches(&change.room.number) =>
+            {
+                Some(ConferenceEvent::from_change(change, envelope.sequence))
+            }
+            _ => None,
+        }
+    }
+
+    /// Each watched room (empty ones too) with who is in it.
+    async fn snapshot(
+        &self,
+        services: &Services,
+        principal: &Principal,
+        cause: CauseKind,
+        sequence: u64,
+    ) -> ServiceResult<Vec<ConferenceEvent>> {
+        let kind = if cause == CauseKind::Resync {
+            crate::domain::ConferenceEventKind::Resync
+        } else {
+            crate::domain::ConferenceEventKind::Snapshot
+        };
+        let at = now_ms();
+        Ok(services
+            .list_conferences(principal, false)
+            .await?
+            .into_iter()
+            .filter(|room| self.watches(&room.extension.number))
+            .map(|room| ConferenceEvent::of_room(kind, room, at, sequence))
             .collect())
     }
 }

@@ -38,7 +38,12 @@ fn count_is(n: u64) -> impl Fn(&Value) -> bool {
 }
 
 /// A caller dials the room and enters `pin` (then `#`).
-async fn call_with_pin(app: &TestApp, account: &crate::common::sip::Account, pin: &str, tag: &str) -> RtpPhone {
+async fn call_with_pin(
+    app: &TestApp,
+    account: &crate::common::sip::Account,
+    pin: &str,
+    tag: &str,
+) -> RtpPhone {
     let phone = RtpPhone::call(app, account, "800", tag, Codec::Pcmu)
         .await
         .unwrap_or_else(|resp| panic!("{tag} refused: {resp}"));
@@ -52,16 +57,43 @@ async fn conference_settings_are_validated_and_the_pin_is_never_shown(backend: B
     let user_path = format!("/v1/pbx/extensions/{}", user["id"].as_str().unwrap());
     let cases = [
         (json!({"conferencePin": "1234"}), "conferencePin"),
-        (json!({"type": "user", "maxParticipants": 10}), "maxParticipants"),
-        (json!({"type": "conference", "conferencePin": "12"}), "conferencePin"),
-        (json!({"type": "conference", "conferencePin": "123456789"}), "conferencePin"),
-        (json!({"type": "conference", "conferencePin": "12a4"}), "conferencePin"),
-        (json!({"type": "conference", "conferencePin": 1234}), "conferencePin"),
-        (json!({"type": "conference", "maxParticipants": 0}), "maxParticipants"),
-        (json!({"type": "conference", "maxParticipants": 501}), "maxParticipants"),
-        (json!({"type": "conference", "maxParticipants": 2.5}), "maxParticipants"),
+        (
+            json!({"type": "user", "maxParticipants": 10}),
+            "maxParticipants",
+        ),
+        (
+            json!({"type": "conference", "conferencePin": "12"}),
+            "conferencePin",
+        ),
+        (
+            json!({"type": "conference", "conferencePin": "123456789"}),
+            "conferencePin",
+        ),
+        (
+            json!({"type": "conference", "conferencePin": "12a4"}),
+            "conferencePin",
+        ),
+        (
+            json!({"type": "conference", "conferencePin": 1234}),
+            "conferencePin",
+        ),
+        (
+            json!({"type": "conference", "maxParticipants": 0}),
+            "maxParticipants",
+        ),
+        (
+            json!({"type": "conference", "maxParticipants": 501}),
+            "maxParticipants",
+        ),
+        (
+            json!({"type": "conference", "maxParticipants": 2.5}),
+            "maxParticipants",
+        ),
         (json!({"type": "conference", "presence": "dnd"}), "presence"),
-        (json!({"type": "conference", "conferencePinSet": true}), "conferencePinSet"),
+        (
+            json!({"type": "conference", "conferencePinSet": true}),
+            "conferencePinSet",
+        ),
     ];
     for (extra, field) in cases {
         let mut body = json!({"number": "150", "name": "Room"});
@@ -112,27 +144,43 @@ async fn conference_settings_are_validated_and_the_pin_is_never_shown(backend: B
     assert!(!listed.to_string().contains("0815"), "{listed}");
     let (_, alice) = app.get(&user_path).await;
     assert_eq!(
-        (&alice["extension"]["conferencePinSet"], &alice["extension"]["maxParticipants"]),
+        (
+            &alice["extension"]["conferencePinSet"],
+            &alice["extension"]["maxParticipants"]
+        ),
         (&Value::Null, &Value::Null),
         "a user extension has no conference settings: {alice}"
     );
 
     // Updates follow the same rules, against the stored type.
     for (path, body, field) in [
-        (&user_path, json!({"conferencePin": "1234"}), "conferencePin"),
+        (
+            &user_path,
+            json!({"conferencePin": "1234"}),
+            "conferencePin",
+        ),
         (&user_path, json!({"maxParticipants": 5}), "maxParticipants"),
         (&room_path, json!({"presence": "away"}), "presence"),
         (&room_path, json!({"conferencePin": "1"}), "conferencePin"),
-        (&room_path, json!({"maxParticipants": -1}), "maxParticipants"),
+        (
+            &room_path,
+            json!({"maxParticipants": -1}),
+            "maxParticipants",
+        ),
     ] {
         let (code, err) = app.patch(path, body.clone()).await;
         assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {err}");
         assert_eq!(err["field"], field, "{body}: {err}");
     }
-    let (code, body) = app.patch(&user_path, json!({"maxParticipants": null})).await;
+    let (code, body) = app
+        .patch(&user_path, json!({"maxParticipants": null}))
+        .await;
     assert_eq!(code, StatusCode::OK, "null is no value: {body}");
     let (_, body) = app
-        .patch(&room_path, json!({"maxParticipants": 2, "conferencePin": null}))
+        .patch(
+            &room_path,
+            json!({"maxParticipants": 2, "conferencePin": null}),
+        )
         .await;
     assert_eq!(
         (
@@ -142,7 +190,9 @@ async fn conference_settings_are_validated_and_the_pin_is_never_shown(backend: B
         (Some(2), Some(false)),
         "{body}"
     );
-    let (_, body) = app.patch(&room_path, json!({"maxParticipants": null})).await;
+    let (_, body) = app
+        .patch(&room_path, json!({"maxParticipants": null}))
+        .await;
     assert_eq!(body["extension"]["maxParticipants"], 50, "null restores 50");
 
     // GraphQL: the same fields, the same rules.
@@ -235,11 +285,14 @@ async fn rooms_are_tenant_scoped_and_mutes_need_the_write_scope(backend: Backend
     let (code, list) = send(as_other(Method::GET, "/v1/pbx/conferences".into())).await;
     assert_eq!((code, &list["conferences"]), (StatusCode::OK, &json!([])));
     for key in ["800", room_id.as_str()] {
-        let (code, body) =
-            send(as_other(Method::GET, format!("/v1/pbx/conferences/{key}"))).await;
-        assert_eq!((code, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+        let (code, body) = send(as_other(Method::GET, format!("/v1/pbx/conferences/{key}"))).await;
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
         let path = format!("/v1/pbx/conferences/{key}/participants/{pid}");
-        let (code, _) = send(as_other(Method::PATCH, path.clone()).json(&json!({"muted": true}))).await;
+        let (code, _) =
+            send(as_other(Method::PATCH, path.clone()).json(&json!({"muted": true}))).await;
         assert_eq!(code, StatusCode::NOT_FOUND, "mute {path}");
         let (code, _) = send(as_other(Method::DELETE, path.clone())).await;
         assert_eq!(code, StatusCode::NOT_FOUND, "kick {path}");
@@ -317,15 +370,31 @@ async fn rooms_are_tenant_scoped_and_mutes_need_the_write_scope(backend: Backend
             json!({"muted": true}),
         )
         .await;
-    assert_eq!((code, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     assert_eq!(body["message"], "Participant not found");
-    let (code, _) = app.delete("/v1/pbx/conferences/800/participants/par_nobody").await;
+    let (code, _) = app
+        .delete("/v1/pbx/conferences/800/participants/par_nobody")
+        .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, body) = app.get("/v1/pbx/conferences/801").await;
-    assert_eq!((code, body["message"].as_str()), (StatusCode::NOT_FOUND, Some("Conference not found")));
+    assert_eq!(
+        (code, body["message"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Conference not found"))
+    );
     let (code, _) = app.get("/v1/pbx/conferences/101").await;
-    assert_eq!(code, StatusCode::NOT_FOUND, "a user extension is no conference");
-    for bad in [json!({}), json!({"muted": "yes"}), json!({"talking": false})] {
+    assert_eq!(
+        code,
+        StatusCode::NOT_FOUND,
+        "a user extension is no conference"
+    );
+    for bad in [
+        json!({}),
+        json!({"muted": "yes"}),
+        json!({"talking": false}),
+    ] {
         let (code, body) = app.patch(&mute_path, bad.clone()).await;
         assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
@@ -339,8 +408,7 @@ async fn rooms_are_tenant_scoped_and_mutes_need_the_write_scope(backend: Backend
 
 const CONFERENCE_EVENTS: &str = "subscription($n: [String!]) { conferenceEvents(numbers: $n) { kind conference { number } participant { id callerIdNumber muted } participants { id } participantCount sequence } }";
 const PRESENCE: &str = "subscription($n: [String!]) { presenceChanged(numbers: $n) { status previousStatus cause { kind reason } } }";
-const EXTENSIONS: &str =
-    "subscription { extensionChanged { kind extension { number status } } }";
+const EXTENSIONS: &str = "subscription { extensionChanged { kind extension { number status } } }";
 
 async fn socket(app: &TestApp, id: &str, query: &str, variables: Value) -> GqlWs {
     let mut ws = GqlWs::connect(
@@ -392,8 +460,16 @@ async fn conference_events_and_room_status_follow_callers_over_a_websocket(backe
     for want in ["busy", "available"] {
         let e = extensions.next_data("e", WAIT).await["extensionChanged"].clone();
         assert_eq!(
-            (e["kind"].as_str(), e["extension"]["number"].as_str(), e["extension"]["status"].as_str()),
-            (Some("UPDATED"), Some("801"), Some(want.to_uppercase().as_str())),
+            (
+                e["kind"].as_str(),
+                e["extension"]["number"].as_str(),
+                e["extension"]["status"].as_str()
+            ),
+            (
+                Some("UPDATED"),
+                Some("801"),
+                Some(want.to_uppercase().as_str())
+            ),
             "{e}"
         );
     }
@@ -421,16 +497,26 @@ async fn conference_events_and_room_status_follow_callers_over_a_websocket(backe
             p["cause"]["kind"].as_str(),
             p["cause"]["reason"].as_str()
         ),
-        (Some("BUSY"), Some("AVAILABLE"), Some("CONFERENCE"), Some("joined")),
+        (
+            Some("BUSY"),
+            Some("AVAILABLE"),
+            Some("CONFERENCE"),
+            Some("joined")
+        ),
         "{p}"
     );
     let e = extensions.next_data("e", WAIT).await["extensionChanged"].clone();
     assert_eq!(
-        (e["extension"]["number"].as_str(), e["extension"]["status"].as_str()),
+        (
+            e["extension"]["number"].as_str(),
+            e["extension"]["status"].as_str()
+        ),
         (Some("800"), Some("BUSY")),
         "{e}"
     );
-    let (_, ext) = app.get("/v1/pbx/extensions?type=conference&status=busy").await;
+    let (_, ext) = app
+        .get("/v1/pbx/extensions?type=conference&status=busy")
+        .await;
     let busy: Vec<&str> = ext["extensions"]
         .as_array()
         .unwrap()
@@ -439,7 +525,10 @@ async fn conference_events_and_room_status_follow_callers_over_a_websocket(backe
         .collect();
     assert_eq!(busy, ["800"], "{ext}");
     let q = app
-        .graphql(r#"{ extension(number: "800") { status registeredDevices } }"#, json!({}))
+        .graphql(
+            r#"{ extension(number: "800") { status registeredDevices } }"#,
+            json!({}),
+        )
         .await;
     assert_eq!(q["data"]["extension"]["status"], "BUSY", "{q}");
 
@@ -450,10 +539,17 @@ async fn conference_events_and_room_status_follow_callers_over_a_websocket(backe
             json!({"p": pid}),
         )
         .await;
-    assert_eq!(m["data"]["muteParticipant"], json!({"id": pid, "muted": true}), "{m}");
+    assert_eq!(
+        m["data"]["muteParticipant"],
+        json!({"id": pid, "muted": true}),
+        "{m}"
+    );
     let muted = events.next_data("c", WAIT).await["conferenceEvents"].clone();
     assert_eq!(
-        (muted["kind"].as_str(), muted["participant"]["muted"].as_bool()),
+        (
+            muted["kind"].as_str(),
+            muted["participant"]["muted"].as_bool()
+        ),
         (Some("MUTED"), Some(true)),
         "{muted}"
     );
@@ -518,8 +614,14 @@ async fn the_right_pin_joins_and_three_wrong_pins_hang_up() {
     );
     let a = shares(&first, &first_heard, &[500.0, 900.0]);
     let b = shares(&second, &second_heard, &[500.0, 900.0]);
-    assert!(a[1] > HEARD && a[0] < ABSENT, "the first caller hears: {a:?}");
-    assert!(b[0] > HEARD && b[1] < ABSENT, "the second caller hears: {b:?}");
+    assert!(
+        a[1] > HEARD && a[0] < ABSENT,
+        "the first caller hears: {a:?}"
+    );
+    assert!(
+        b[0] > HEARD && b[1] < ABSENT,
+        "the second caller hears: {b:?}"
+    );
 
     let wrong = RtpPhone::call(&app, &callers[2], "800", "pin-wrong", Codec::Pcmu)
         .await
@@ -606,32 +708,52 @@ async fn a_muted_caller_is_not_heard_by_the_others() {
     let tones = [450.0, 800.0];
     let round = || async {
         let (_, _, heard) = tokio::join!(
-            phones[0].talk_and_listen(Some(tones[0]), Duration::from_secs(3), Impairment::default()),
-            phones[1].talk_and_listen(Some(tones[1]), Duration::from_secs(3), Impairment::default()),
+            phones[0].talk_and_listen(
+                Some(tones[0]),
+                Duration::from_secs(3),
+                Impairment::default()
+            ),
+            phones[1].talk_and_listen(
+                Some(tones[1]),
+                Duration::from_secs(3),
+                Impairment::default()
+            ),
             phones[2].talk_and_listen(None, Duration::from_secs(3), Impairment::default()),
         );
         shares(&phones[2], &heard, &tones)
     };
     let before = round().await;
-    assert!(before[0] > HEARD && before[1] > HEARD, "both heard: {before:?}");
+    assert!(
+        before[0] > HEARD && before[1] > HEARD,
+        "both heard: {before:?}"
+    );
 
     let path = format!("/v1/pbx/conferences/800/participants/{loud}");
     let (code, body) = app.patch(&path, json!({"muted": true})).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["participant"]["muted"], true);
     room_when(&app, "800", |r| {
-        r["participants"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["id"] == loud.as_str() && p["muted"] == true))
+        r["participants"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["id"] == loud.as_str() && p["muted"] == true)
+        })
     })
     .await;
     let muted = round().await;
-    assert!(muted[0] < ABSENT, "the muted caller is not heard: {muted:?}");
+    assert!(
+        muted[0] < ABSENT,
+        "the muted caller is not heard: {muted:?}"
+    );
     assert!(muted[1] > HEARD, "the other still is: {muted:?}");
 
     let (code, _) = app.patch(&path, json!({"muted": false})).await;
     assert_eq!(code, StatusCode::OK);
-    room_when(&app, "800", |r| r["participants"].as_array().is_some_and(|ps| ps.iter().all(|p| p["muted"] == false))).await;
+    room_when(&app, "800", |r| {
+        r["participants"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["muted"] == false))
+    })
+    .await;
     let after = round().await;
     assert!(after[0] > HEARD, "unmuted, heard again: {after:?}");
     for phone in &phones {

@@ -377,7 +377,17 @@ mod tests {
         for ok in ["0000", "0123", "12345678"] {
             assert_eq!(ConferencePin::parse(ok).unwrap().into_inner(), ok);
         }
-        for bad in ["", "12", "123", "123456789", "12a4", " 1234", "12 34", "١٢٣٤", "+1234"] {
+        for bad in [
+            "",
+            "12",
+            "123",
+            "123456789",
+            "12a4",
+            " 1234",
+            "12 34",
+            "١٢٣٤",
+            "+1234",
+        ] {
             assert_eq!(
                 ConferencePin::parse(bad).unwrap_err().field,
                 "conferencePin",

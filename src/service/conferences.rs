@@ -10,8 +10,7 @@ use crate::domain::{
     ConferenceEventKind, Extension, ExtensionRef, ExtensionType, Participant, Room, room_status,
 };
 use crate::events::{
-    CauseKind, ChangeKind, ConferenceChange, Event, ExtensionChange, PresenceCause,
-    PresenceChange,
+    CauseKind, ChangeKind, ConferenceChange, Event, ExtensionChange, PresenceCause, PresenceChange,
 };
 use crate::sync::RwLockExt;
 use std::collections::HashMap;
@@ -109,8 +108,15 @@ impl Services {
             count,
         );
         if count == 1 {
-            self.room_status_moved(pbx_id, room, 0, 1, format!("{who} joined the room"), "joined")
-                .await;
+            self.room_status_moved(
+                pbx_id,
+                room,
+                0,
+                1,
+                format!("{who} joined the room"),
+                "joined",
+            )
+            .await;
         }
     }
 
@@ -198,11 +204,19 @@ impl Services {
 
     /// The conference extension `key` (its id or number) of the caller's PBX; any
     /// other extension, or one of another PBX, is not a conference it can see.
-    async fn conference_extension(&self, principal: &Principal, key: &str) -> ServiceResult<Extension> {
+    async fn conference_extension(
+        &self,
+        principal: &Principal,
+        key: &str,
+    ) -> ServiceResult<Extension> {
         let by_id = self.store.extension_by_id(&principal.pbx_id, key).await?;
         let ext = match by_id {
             Some(ext) => Some(ext),
-            None => self.store.extension_by_number(&principal.pbx_id, key).await?,
+            None => {
+                self.store
+                    .extension_by_number(&principal.pbx_id, key)
+                    .await?
+            }
         };
         ext.filter(|e| e.kind == ExtensionType::Conference)
             .ok_or(ServiceError::NotFound("conference"))
@@ -368,4 +382,153 @@ fn participant_label(p: &Participant) -> String {
     p.caller_name
         .clone()
         .unwrap_or_else(|| p.caller_number.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{ScopeSet, jwt::JwtKeys};
+    use crate::domain::PresenceStatus;
+    use crate::events::{Bus, Delivery};
+    use crate::service::{ExtensionDraft, Field};
+    use crate::store::Store;
+    use tokio_stream::StreamExt;
+
+    struct Fixture {
+        services: Arc<Services>,
+        principal: Principal,
+        room: ExtensionRef,
+        dir: std::path::PathBuf,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = std::env::temp_dir().join(format!("sb-conf-{}", crate::ids::lower_alnum(12)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(None, &dir).await.unwrap();
+        let services = Services::new(store, Bus::new(64), JwtKeys::new(&[1; 32], 60).unwrap());
+        let (pbx, _) = services
+            .bootstrap()
+            .ensure_default("127.0.0.1")
+            .await
+            .unwrap()
+            .unwrap();
+        let principal = Principal {
+            pbx_id: pbx.id,
+            key_id: "key_test".into(),
+            scopes: ScopeSet::all(),
+        };
+        let draft = ExtensionDraft {
+            number: Field::Value("800".into()),
+            name: Field::Value("Board".into()),
+            kind: Field::Value(ExtensionType::Conference),
+            ..Default::default()
+        };
+        let created = services.create_extension(&principal, draft).await.unwrap();
+        let room = ExtensionRef::from(&created.extension.extension);
+        Fixture {
+            services,
+            principal,
+            room,
+            dir,
+        }
+    }
+
+    fn participant(id: &str) -> Participant {
+        Participant {
+            id: id.into(),
+            call_id: "call_x".into(),
+            caller_number: "101".into(),
+            caller_name: Some("Alice".into()),
+            joined_at: 0,
+            muted: false,
+            talking: false,
+            codec: "PCMU".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn mutes_and_kicks_without_sip_are_unavailable_not_a_panic() {
+        let f = fixture().await;
+        f.services
+            .conference_joined(&f.principal.pbx_id, &f.room, participant("par_1"))
+            .await;
+        let err = f
+            .services
+            .mute_participant(&f.principal, "800", "par_1", true)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ServiceError::SipUnavailable), "{err:?}");
+        let err = f
+            .services
+            .kick_participant(&f.principal, "800", "par_1")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ServiceError::SipUnavailable), "{err:?}");
+        // A room it cannot see is still a 404 first.
+        let err = f
+            .services
+            .kick_participant(&f.principal, "801", "par_1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::NotFound("conference")),
+            "{err:?}"
+        );
+        let _ = std::fs::remove_dir_all(f.dir);
+    }
+
+    async fn status(f: &Fixture) -> PresenceStatus {
+        f.services
+            .get_extension_by_number(&f.principal, "800")
+            .await
+            .unwrap()
+            .status
+    }
+
+    #[tokio::test]
+    async fn the_first_in_and_the_last_out_move_the_rooms_status() {
+        let f = fixture().await;
+        let pbx = f.principal.pbx_id.clone();
+        let sub = f.services.subscribe_events(Some(&pbx), |e| {
+            matches!(e, Event::Presence(_) | Event::Extension(_))
+        });
+        let mut rx = sub.receiver;
+        assert_eq!(status(&f).await, PresenceStatus::Available);
+        f.services
+            .conference_joined(&pbx, &f.room, participant("par_1"))
+            .await;
+        f.services
+            .conference_joined(&pbx, &f.room, participant("par_2"))
+            .await;
+        assert_eq!(status(&f).await, PresenceStatus::Busy);
+        f.services.conference_left(&pbx, &f.room, "par_1").await;
+        assert_eq!(status(&f).await, PresenceStatus::Busy);
+        f.services.conference_left(&pbx, &f.room, "par_2").await;
+        assert_eq!(status(&f).await, PresenceStatus::Available);
+
+        let mut seen = Vec::new();
+        while let Ok(Some(Delivery::Event(envelope))) =
+            tokio::time::timeout(std::time::Duration::from_millis(100), rx.next()).await
+        {
+            seen.push(match &envelope.event {
+                Event::Presence(p) => format!(
+                    "presence {:?}->{:?} {:?}",
+                    p.previous_status, p.status, p.cause.reason
+                ),
+                Event::Extension(e) => format!("extension {:?}", e.extension.status),
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(
+            seen,
+            [
+                "presence Some(Available)->Busy Some(\"joined\")",
+                "extension Busy",
+                "presence Some(Busy)->Available Some(\"left\")",
+                "extension Available",
+            ],
+            "one status change per transition, none for the second caller"
+        );
+        let _ = std::fs::remove_dir_all(f.dir);
+    }
 }

@@ -6,8 +6,8 @@ use crate::auth::{Principal, Scope, digest};
 use crate::clock::now_ms;
 use crate::domain::{
     CallerIdName, CallerIdNumber, ConferencePin, Extension, ExtensionName, ExtensionNumber,
-    ExtensionRef, ExtensionType, ExtensionView, ForwardingNumber, MaxParticipants,
-    PresenceSetting, PresenceStatus, RingTimeout, ValidationError, derive_status, room_status,
+    ExtensionRef, ExtensionType, ExtensionView, ForwardingNumber, MaxParticipants, PresenceSetting,
+    PresenceStatus, RingTimeout, ValidationError, derive_status, room_status,
 };
 use crate::events::{CauseKind, ChangeKind, Event, ExtensionChange, PresenceCause, PresenceChange};
 use crate::store::StoreError;
@@ -198,7 +198,11 @@ impl Services {
         let status = if extension.kind == ExtensionType::Conference {
             room_status(self.room_occupancy(&extension.id))
         } else {
-            derive_status(extension.manual_presence, self.live.calls(&extension.id), devices)
+            derive_status(
+                extension.manual_presence,
+                self.live.calls(&extension.id),
+                devices,
+            )
         };
         ExtensionView {
             status,

@@ -2,8 +2,8 @@
 
 use super::caller;
 use super::types::{
-    Call, CallConnection, Conference, Device, Extension, ExtensionStats, Mailbox, PageInfo, PhoneStats,
-    VoicemailMessage,
+    Call, CallConnection, Conference, Device, Extension, ExtensionStats, Mailbox, PageInfo,
+    PhoneStats, VoicemailMessage,
 };
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, PresenceStatus};

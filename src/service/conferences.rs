@@ -446,7 +446,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mutes_and_kicks_without_sip_are_unavailable_not_a_panic() {
         let f = fixture().await;
         f.services
@@ -485,7 +485,7 @@ mod tests {
             .status
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_first_in_and_the_last_out_move_the_rooms_status() {
         let f = fixture().await;
         let pbx = f.principal.pbx_id.clone();

@@ -279,6 +279,24 @@ async fn rooms_are_tenant_scoped_and_mutes_need_the_write_scope(backend: Backend
     let (_, all) = app.get("/v1/pbx/conferences").await;
     assert_eq!(all["conferences"].as_array().unwrap().len(), 1, "{all}");
 
+    let mine = app
+        .graphql(
+            r#"{ conferences(occupied: true) { extension { number } maxParticipants participantCount
+                   participants { id callerIdNumber muted } }
+                 conference(number: "800") { participantCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        mine["data"],
+        json!({
+            "conferences": [{"extension": {"number": "800"}, "maxParticipants": 50, "participantCount": 1,
+                             "participants": [{"id": pid, "callerIdNumber": "101", "muted": false}]}],
+            "conference": {"participantCount": 1}
+        }),
+        "{mine}"
+    );
+
     // Another PBX sees none of it, by number or by id, and cannot touch it.
     let (_, other) = app.tenant("Other PBX");
     let as_other = |method: Method, path: String| app.request_as(&other, method, &path);

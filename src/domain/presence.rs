@@ -7,6 +7,9 @@
 //! 2. no live registration → `offline` (nobody can be reached, whatever they said);
 //! 3. an answered call → `busy` (more telling than `away`);
 //! 4. `away` if set, else `available`.
+//!
+//! A conference extension follows its room instead ([`room_status`]): `busy` while
+//! anyone is in it, `available` while empty.
 
 use serde::Serialize;
 

@@ -612,6 +612,76 @@ mod tests {
     }
 
     #[test]
+    fn conference_settings_belong_to_conferences_and_presence_does_not() {
+        let draft = |pin: Field<String>, max: Field<i64>, presence: Field<PresenceSetting>| {
+            ExtensionDraft {
+                conference_pin: pin,
+                max_participants: max,
+                presence,
+                ..Default::default()
+            }
+            .into_changeset()
+            .unwrap()
+        };
+        let (mut cs, input) = draft(Field::Value("0815".into()), Field::Absent, Field::Absent);
+        assert_eq!(cs.conference_pin, Some(Some("0815".into())));
+        assert_eq!(
+            input
+                .apply(ExtensionType::User, &mut cs.clone())
+                .unwrap_err()
+                .field,
+            "conferencePin"
+        );
+        input.apply(ExtensionType::Conference, &mut cs).unwrap();
+
+        let (mut cs, input) = draft(Field::Absent, Field::Value(10), Field::Absent);
+        assert_eq!(
+            input
+                .apply(ExtensionType::Paging, &mut cs)
+                .unwrap_err()
+                .field,
+            "maxParticipants"
+        );
+        let (mut cs, input) = draft(Field::Null, Field::Null, Field::Absent);
+        input.apply(ExtensionType::User, &mut cs).unwrap();
+        assert_eq!(cs.max_participants, Some(50), "null restores the default");
+
+        let (mut cs, input) = draft(
+            Field::Absent,
+            Field::Absent,
+            Field::Value(PresenceSetting::Away),
+        );
+        assert_eq!(
+            input
+                .apply(ExtensionType::Conference, &mut cs)
+                .unwrap_err()
+                .field,
+            "presence"
+        );
+
+        // A change of type clears what the new type cannot have.
+        let mut to_user = ExtensionChangeset {
+            kind: Some("user".into()),
+            ..Default::default()
+        };
+        ConferenceInput::default()
+            .apply(ExtensionType::User, &mut to_user)
+            .unwrap();
+        assert_eq!(
+            (to_user.conference_pin, to_user.max_participants),
+            (Some(None), Some(50))
+        );
+        let mut to_room = ExtensionChangeset {
+            kind: Some("conference".into()),
+            ..Default::default()
+        };
+        ConferenceInput::default()
+            .apply(ExtensionType::Conference, &mut to_room)
+            .unwrap();
+        assert_eq!(to_room.manual_presence, Some(None));
+    }
+
+    #[test]
     fn null_on_a_required_field_names_the_field() {
         let draft = ExtensionDraft {
             voicemail_enabled: Field::Null,

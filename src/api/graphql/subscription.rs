@@ -716,4 +716,68 @@ mod tests {
         assert!(next.sequence > resync.sequence);
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_conference_subscriber_gets_each_room_again_as_resync() {
+        use crate::domain::{ConferenceEventKind, ExtensionRef, ExtensionType, Participant};
+        let TestServices {
+            services,
+            principal,
+            dir,
+            ..
+        } = services_with_bus(2).await;
+        let draft = ExtensionDraft {
+            number: Field::Value("800".into()),
+            name: Field::Value("Board".into()),
+            kind: Field::Value(ExtensionType::Conference),
+            ..Default::default()
+        };
+        let created = services.create_extension(&principal, draft).await.unwrap();
+        let room = ExtensionRef::from(&created.extension.extension);
+        let stream = feed(
+            services.clone(),
+            principal.clone(),
+            ConferenceFilter { numbers: None },
+            true,
+            None,
+        );
+        futures_util::pin_mut!(stream);
+        let first = stream.next().await.unwrap();
+        assert_eq!(first.kind, ConferenceEventKind::Snapshot);
+        assert_eq!(first.participants.as_ref().map(Vec::len), Some(0));
+
+        // Three joins while the subscriber reads nothing: more than the bus holds.
+        for n in 0..3 {
+            let participant = Participant {
+                id: format!("par_{n}"),
+                call_id: format!("call_{n}"),
+                caller_number: format!("10{n}"),
+                caller_name: None,
+                joined_at: 0,
+                muted: false,
+                talking: false,
+                codec: "PCMU".into(),
+            };
+            services
+                .conference_joined(&principal.pbx_id, &room, participant)
+                .await;
+        }
+        let resync = stream.next().await.unwrap();
+        assert_eq!(resync.kind, ConferenceEventKind::Resync);
+        assert_eq!(
+            resync.participant_count, 3,
+            "the resync shows the room as it is"
+        );
+        assert_eq!(resync.participants.as_ref().map(Vec::len), Some(3));
+        assert_eq!(resync.sequence, services.event_sequence(&principal.pbx_id));
+
+        // Afterwards, changes flow normally again.
+        services
+            .conference_left(&principal.pbx_id, &room, "par_0")
+            .await;
+        let next = stream.next().await.unwrap();
+        assert_eq!(next.kind, ConferenceEventKind::Left);
+        assert_eq!(next.participant_count, 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -160,3 +160,37 @@ async fn kick_participant(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ServiceError;
+
+    #[test]
+    fn mutes_without_sip_are_a_503_with_their_own_code() {
+        let e = ApiError::from(ServiceError::SipUnavailable);
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "sip_unavailable")
+        );
+        let e = ApiError::from(ServiceError::NotFound("participant"));
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::NOT_FOUND, "Participant not found")
+        );
+    }
+
+    #[test]
+    fn a_participant_body_takes_only_muted() {
+        let ok = body::parse::<ParticipantBody>(br#"{"muted": false}"#).unwrap();
+        assert_eq!(ok.muted, Field::Value(false));
+        let refused = |raw: &[u8]| match body::parse::<ParticipantBody>(raw) {
+            Ok(_) => panic!("accepted {}", String::from_utf8_lossy(raw)),
+            Err(e) => e,
+        };
+        let e = refused(br#"{"talking": true}"#);
+        assert_eq!(e.message, "talking cannot be changed (only muted)");
+        let e = refused(br#"{"muted": "yes"}"#);
+        assert_eq!(e.field.as_deref(), Some("muted"));
+    }
+}

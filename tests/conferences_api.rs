@@ -18,6 +18,7 @@ on_both_backends!(
     conference_settings_are_validated_and_the_pin_is_never_shown,
     rooms_are_tenant_scoped_and_mutes_need_the_write_scope,
     conference_events_and_room_status_follow_callers_over_a_websocket,
+    the_migration_gives_rooms_their_settings_and_clears_their_manual_presence,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -831,4 +832,68 @@ async fn a_kicked_caller_gets_a_bye_and_leaves_the_room() {
     room_when(&app, "800", count_is(0)).await;
     let (_, list) = app.get("/v1/pbx/conferences?occupied=true").await;
     assert_eq!(list["conferences"], json!([]), "{list}");
+}
+
+async fn the_migration_gives_rooms_their_settings_and_clears_their_manual_presence(
+    backend: Backend,
+) {
+    let mut app = TestApp::spawn(backend).await;
+    let room = conference(&app, "800", json!({})).await;
+    let user = app.create_extension("101", "Alice").await;
+    // As an older version left them: no conference columns yet, and a conference that
+    // someone set to dnd back when that was allowed.
+    app.stop();
+    app.sql(&format!(
+        "UPDATE extension SET manual_presence = 'dnd' WHERE id IN ('{}', '{}');
+         ALTER TABLE extension DROP COLUMN max_participants;
+         ALTER TABLE extension DROP COLUMN conference_pin;
+         DELETE FROM __diesel_schema_migrations WHERE version = '20261202000001';",
+        room["id"].as_str().unwrap(),
+        user["id"].as_str().unwrap()
+    ))
+    .await;
+    app.start().await;
+    let (_, body) = app
+        .get(&format!(
+            "/v1/pbx/extensions/{}",
+            room["id"].as_str().unwrap()
+        ))
+        .await;
+    let ext = &body["extension"];
+    assert_eq!(
+        (
+            ext["status"].as_str(),
+            ext["conferencePinSet"].as_bool(),
+            ext["maxParticipants"].as_u64()
+        ),
+        (Some("available"), Some(false), Some(50)),
+        "{body}"
+    );
+    let (_, body) = app
+        .get(&format!(
+            "/v1/pbx/extensions/{}",
+            user["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        body["extension"]["status"], "dnd",
+        "a user keeps its dnd: {body}"
+    );
+    // The room takes a PIN now.
+    let (code, body) = app
+        .patch(
+            &format!("/v1/pbx/extensions/{}", room["id"].as_str().unwrap()),
+            json!({"conferencePin": "2468"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["extension"]["conferencePinSet"], true);
+    // Its old dnd is gone, not merely hidden: made a user extension, it is offline.
+    let (_, body) = app
+        .patch(
+            &format!("/v1/pbx/extensions/{}", room["id"].as_str().unwrap()),
+            json!({"type": "user"}),
+        )
+        .await;
+    assert_eq!(body["extension"]["status"], "offline", "{body}");
 }

@@ -175,8 +175,9 @@ impl Services {
         // The stored extension, for its current name and the `extensionChanged` view; a
         // room deleted meanwhile has nobody left to tell.
         let extension = match self.store.extension_by_id(pbx_id, &room.id).await {
-            Ok(Some(ext)) => ext,
-            Ok(None) => return,
+            // Made another type meanwhile: its status no longer follows the room.
+            Ok(Some(ext)) if ext.kind == ExtensionType::Conference => ext,
+            Ok(_) => return,
             Err(e) => {
                 tracing::warn!(error = %e, conference = %room.number, "room status not announced");
                 return;

@@ -34,6 +34,8 @@ pub enum CauseKind {
     Device,
     /// A call was answered or ended.
     Call,
+    /// Someone joined an empty conference room, or the last one left.
+    Conference,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

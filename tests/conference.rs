@@ -11,12 +11,13 @@ use switchboard::media::codec::Codec;
 
 /// A tone this strong a share of what a phone hears counts as heard (a lone tone among
 /// two is ~0.25; a tone absent measures below 0.01).
-const HEARD: f64 = 0.08;
-const ABSENT: f64 = 0.02;
+pub(crate) const HEARD: f64 = 0.08;
+pub(crate) const ABSENT: f64 = 0.02;
 /// What is analysed: the last second of audio.
 const WINDOW_SECS: usize = 1;
 
-async fn conference(app: &TestApp, number: &str, extra: Value) -> Value {
+/// Creates conference extension `number` (with `extra` fields) and returns its JSON.
+pub(crate) async fn conference(app: &TestApp, number: &str, extra: Value) -> Value {
     let mut body =
         json!({"number": number, "name": format!("Room {number}"), "type": "conference"});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
@@ -27,7 +28,7 @@ async fn conference(app: &TestApp, number: &str, extra: Value) -> Value {
     ext["extension"].clone()
 }
 
-async fn accounts(app: &TestApp, numbers: &[&str]) -> Vec<Account> {
+pub(crate) async fn accounts(app: &TestApp, numbers: &[&str]) -> Vec<Account> {
     let mut out = Vec::new();
     for n in numbers {
         out.push(app.account(n, &format!("Caller {n}")).await);
@@ -36,7 +37,7 @@ async fn accounts(app: &TestApp, numbers: &[&str]) -> Vec<Account> {
 }
 
 /// What share of each tone a phone heard, over the last second.
-fn shares(phone: &RtpPhone, pcm: &[i16], tones: &[f64]) -> Vec<f64> {
+pub(crate) fn shares(phone: &RtpPhone, pcm: &[i16], tones: &[f64]) -> Vec<f64> {
     let rate = phone.codec.sample_rate();
     tones
         .iter()

@@ -129,10 +129,17 @@ async fn create_applies_defaults_and_optional_fields(backend: Backend) {
             "forwardingEnabled",
             "forwardingRingTimeout",
             "registeredDevices",
+            "conferencePinSet",
+            "maxParticipants",
             "createdAt",
             "updatedAt",
             "sipCredentials"
         ]
+    );
+    assert_eq!(
+        (&ext["conferencePinSet"], &ext["maxParticipants"]),
+        (&Value::Null, &Value::Null),
+        "conference settings are null on a user extension"
     );
 
     let (status, body) = app

@@ -8,6 +8,7 @@ mod auth_and_tenants;
 mod calls;
 mod cli_and_health;
 mod conference;
+mod conferences_api;
 mod console_browser;
 mod extensions_rest;
 mod graphql_api;

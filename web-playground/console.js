@@ -13,6 +13,7 @@ const state = {
   voicemail: new Map(), // extension id → new messages
   extensions: new Map(), // id -> extension
   calls: new Map(), // call id -> call
+  rooms: new Map(), // conference extension id -> Map(participant id -> { talking, muted })
   selected: null,
   ws: null,
   renewTimer: null,
@@ -197,6 +198,21 @@ function connect() {
       render();
     });
   }
+  if (can('pbx:conferences:read')) {
+    // Opens with a SNAPSHOT of every room (and a RESYNC after falling behind): each
+    // replaces what we knew of that room; the other kinds move one participant.
+    subscribe(`subscription { conferenceEvents { kind conference { id } participant { id talking muted }
+        participants { id talking muted } } }`, ({ conferenceEvents: c }) => {
+      let room = state.rooms.get(c.conference.id);
+      if (c.kind === 'SNAPSHOT' || c.kind === 'RESYNC' || !room) {
+        room = new Map((c.participants || []).map((p) => [p.id, p]));
+        state.rooms.set(c.conference.id, room);
+      }
+      if (c.kind === 'LEFT') room.delete(c.participant.id);
+      else if (c.participant) room.set(c.participant.id, c.participant);
+      render();
+    });
+  }
   if (can('pbx:phones:read')) {
     subscribe('subscription { deviceChanged { kind device { extensionNumber } } }', ({ deviceChanged: d }) => {
       const ext = [...state.extensions.values()].find((x) => x.number === d.device.extensionNumber);
@@ -234,6 +250,15 @@ function visible() {
     .sort((a, b) => a.number.localeCompare(b.number, undefined, { numeric: true }));
 }
 
+/** "3 in room · 1 talking" for a conference tile (null without the scope to know). */
+function occupancy(e) {
+  if (e.type !== 'conference' || !can('pbx:conferences:read')) return null;
+  const people = [...(state.rooms.get(e.id) || new Map()).values()];
+  if (!people.length) return 'empty room';
+  const talking = people.filter((p) => p.talking).length;
+  return `${people.length} in room` + (talking ? ` · ${talking} talking` : '');
+}
+
 function tileFor(e) {
   const li = document.createElement('li');
   li.className = 'tile';
@@ -260,10 +285,12 @@ function render() {
     li.dataset.number = e.number;
     li.dataset.status = e.status;
     li.setAttribute('aria-selected', String(state.selected === e.id));
-    const active = callOf(e);
+    const room = occupancy(e);
+    const active = e.type === 'conference' ? null : callOf(e);
     const waiting = state.voicemail.get(e.id) || 0;
     const label = `${e.number} ${e.name}, ${e.status}` + (active ? `, on a call with ${active.other.name || active.other.number}` : '')
-      + (waiting ? `, ${waiting} new voicemail${waiting === 1 ? '' : 's'}` : '');
+      + (waiting ? `, ${waiting} new voicemail${waiting === 1 ? '' : 's'}` : '')
+      + (room ? `, ${room}` : '');
     li.setAttribute('aria-label', label);
     li.querySelector('.number').textContent = e.number;
     li.querySelector('.status').textContent = `${STATUS_ICON[e.status] || ''} ${e.status}`;
@@ -272,7 +299,10 @@ function render() {
     vm.textContent = waiting ? `✉ ${waiting}` : '';
     vm.title = waiting ? `${waiting} new voicemail${waiting === 1 ? '' : 's'}` : '';
     li.dataset.voicemail = String(waiting);
-    li.querySelector('.meta').textContent = `${e.type} · ${e.registeredDevices} device${e.registeredDevices === 1 ? '' : 's'}`;
+    li.querySelector('.meta').textContent = room
+      ? `${e.type} · ${room}`
+      : `${e.type} · ${e.registeredDevices} device${e.registeredDevices === 1 ? '' : 's'}`;
+    li.dataset.occupancy = room ? String((state.rooms.get(e.id) || new Map()).size) : '';
     li.querySelector('.call').textContent = active
       ? `${active.call.state === 'RINGING' || active.call.state === 'ringing' ? 'ringing' : '☎'} ${active.other.name || active.other.number}`
         + (active.call.answeredAt ? ` · ${duration(active.call.answeredAt)}` : '')

@@ -216,6 +216,11 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %e, "voicemail file operation failed");
                 ApiError::internal()
             }
+            ServiceError::SipUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sip_unavailable",
+                "Conference control needs the SIP server, which is not running",
+            ),
             ServiceError::BadAudio(e) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -10,15 +10,19 @@ pub enum Scope {
     PhonesRead,
     VoicemailRead,
     VoicemailWrite,
+    ConferencesRead,
+    ConferencesWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 7] = [
         Self::ExtensionsRead,
         Self::ExtensionsWrite,
         Self::PhonesRead,
         Self::VoicemailRead,
         Self::VoicemailWrite,
+        Self::ConferencesRead,
+        Self::ConferencesWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +32,8 @@ impl Scope {
             Self::PhonesRead => "pbx:phones:read",
             Self::VoicemailRead => "pbx:voicemail:read",
             Self::VoicemailWrite => "pbx:voicemail:write",
+            Self::ConferencesRead => "pbx:conferences:read",
+            Self::ConferencesWrite => "pbx:conferences:write",
         }
     }
 
@@ -46,7 +52,7 @@ impl fmt::Display for Scope {
     }
 }
 
-/// A set of scopes; stored as a comma-separated list.
+/// A set of scopes; stored as a comma-separated list. One bit per scope: eight fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ScopeSet(u8);
 
@@ -101,6 +107,18 @@ mod tests {
         assert_eq!(
             ScopeSet::parse_list(&ScopeSet::all().to_list()),
             Ok(ScopeSet::all())
+        );
+    }
+
+    #[test]
+    fn conference_scopes_parse_and_stay_apart() {
+        let set = ScopeSet::parse_list("pbx:conferences:read").unwrap();
+        assert!(set.contains(Scope::ConferencesRead));
+        assert!(!set.contains(Scope::ConferencesWrite));
+        assert!(ScopeSet::all().contains(Scope::ConferencesWrite));
+        assert_eq!(
+            Scope::parse("pbx:conferences:write"),
+            Some(Scope::ConferencesWrite)
         );
     }
 

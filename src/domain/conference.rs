@@ -24,14 +24,18 @@ pub struct Participant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {
     pub extension: ExtensionRef,
+    /// Callers it takes at once.
+    pub max_participants: u16,
     pub participants: Vec<Participant>,
 }
 
 /// What happened in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum ConferenceEventKind {
-    /// The first report of a subscription.
+    /// The first report of a subscription: one per room, with its participants.
     Snapshot,
+    /// A fresh report of a room after the subscriber fell behind.
+    Resync,
     Joined,
     Left,
     Muted,

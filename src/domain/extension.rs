@@ -137,6 +137,50 @@ impl RingTimeout {
     }
 }
 
+/// Digits a caller enters (RFC 4733, then `#`) before joining a conference room: 4 to
+/// 8 ASCII digits. Kept as a string: leading zeros count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferencePin(String);
+
+impl ConferencePin {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if !all_digits(raw) || !(4..=8).contains(&raw.len()) {
+            return Err(ValidationError::new(
+                "conferencePin",
+                "must be 4 to 8 digits (0-9)",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Callers a conference room takes at once: 1 to 500 ([`DEFAULT_MAX_PARTICIPANTS`]
+/// when not set); one more gets 486.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxParticipants(u16);
+
+impl MaxParticipants {
+    pub const DEFAULT: MaxParticipants = MaxParticipants(DEFAULT_MAX_PARTICIPANTS);
+
+    pub fn parse(raw: i64) -> Result<Self, ValidationError> {
+        match u16::try_from(raw) {
+            Ok(n) if (1..=500).contains(&n) => Ok(Self(n)),
+            _ => Err(ValidationError::new(
+                "maxParticipants",
+                "must be between 1 and 500",
+            )),
+        }
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
 /// What an extension is for. Only `user` extensions have phones that ring.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, async_graphql::Enum, PartialOrd, Ord,
@@ -326,6 +370,44 @@ mod tests {
             assert!(RingTimeout::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(RingTimeout::DEFAULT.seconds(), 20);
+    }
+
+    #[test]
+    fn conference_pin_is_four_to_eight_ascii_digits() {
+        for ok in ["0000", "0123", "12345678"] {
+            assert_eq!(ConferencePin::parse(ok).unwrap().into_inner(), ok);
+        }
+        for bad in [
+            "",
+            "12",
+            "123",
+            "123456789",
+            "12a4",
+            " 1234",
+            "12 34",
+            "١٢٣٤",
+            "+1234",
+        ] {
+            assert_eq!(
+                ConferencePin::parse(bad).unwrap_err().field,
+                "conferencePin",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_participants_is_between_1_and_500() {
+        assert_eq!(MaxParticipants::parse(1).unwrap().get(), 1);
+        assert_eq!(MaxParticipants::parse(500).unwrap().get(), 500);
+        for bad in [0, 501, -1, 70_000, i64::MAX] {
+            assert_eq!(
+                MaxParticipants::parse(bad).unwrap_err().field,
+                "maxParticipants",
+                "{bad}"
+            );
+        }
+        assert_eq!(MaxParticipants::DEFAULT.get(), DEFAULT_MAX_PARTICIPANTS);
     }
 
     #[test]

@@ -23,11 +23,12 @@ pub use email::EmailAddress;
 pub use user_agent::{DeviceInfo, DeviceType, classify};
 
 pub use extension::{
-    CallerIdName, CallerIdNumber, DEFAULT_MAX_PARTICIPANTS, Extension, ExtensionName,
-    ExtensionNumber, ExtensionRef, ExtensionType, ForwardingNumber, RingTimeout,
+    CallerIdName, CallerIdNumber, ConferencePin, DEFAULT_MAX_PARTICIPANTS, Extension,
+    ExtensionName, ExtensionNumber, ExtensionRef, ExtensionType, ForwardingNumber, MaxParticipants,
+    RingTimeout,
 };
 pub use pbx::Pbx;
-pub use presence::{ManualPresence, PresenceSetting, PresenceStatus, derive_status};
+pub use presence::{ManualPresence, PresenceSetting, PresenceStatus, derive_status, room_status};
 pub use validation::ValidationError;
 pub use voicemail::{
     DEFAULT_MAX_MESSAGE_SECONDS, DEFAULT_RETENTION_DAYS, GreetingType, MAX_GREETING_SECONDS,

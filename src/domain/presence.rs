@@ -7,6 +7,9 @@
 //! 2. no live registration → `offline` (nobody can be reached, whatever they said);
 //! 3. an answered call → `busy` (more telling than `away`);
 //! 4. `away` if set, else `available`.
+//!
+//! A conference extension follows its room instead ([`room_status`]): `busy` while
+//! anyone is in it, `available` while empty.
 
 use serde::Serialize;
 
@@ -96,6 +99,17 @@ impl PresenceSetting {
     }
 }
 
+/// A conference extension's status follows its room: `busy` while anyone is in it,
+/// `available` while it is empty. Never `offline` (a room needs no phone), never
+/// `away` or `dnd` (nobody sets those on a room).
+pub fn room_status(participants: usize) -> PresenceStatus {
+    if participants > 0 {
+        PresenceStatus::Busy
+    } else {
+        PresenceStatus::Available
+    }
+}
+
 /// The one place presence is computed.
 pub fn derive_status(
     manual: Option<ManualPresence>,
@@ -138,6 +152,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_room_is_busy_while_occupied_and_available_when_empty() {
+        assert_eq!(room_status(0), Available);
+        assert_eq!(room_status(1), Busy);
+        assert_eq!(room_status(50), Busy);
     }
 
     #[test]

@@ -261,6 +261,10 @@ impl Services {
         else {
             return Ok(());
         };
+        if ext.kind == crate::domain::ExtensionType::Conference {
+            // A room's status follows who is in it (see `conferences`), not its calls.
+            return Ok(());
+        }
         let old = derive_status(ext.manual_presence, before, devices);
         let new = derive_status(ext.manual_presence, after, devices);
         if old != new {

@@ -5,9 +5,9 @@ use super::{Field, ServiceError, ServiceResult, Services};
 use crate::auth::{Principal, Scope, digest};
 use crate::clock::now_ms;
 use crate::domain::{
-    CallerIdName, CallerIdNumber, Extension, ExtensionName, ExtensionNumber, ExtensionRef,
-    ExtensionType, ExtensionView, ForwardingNumber, PresenceSetting, PresenceStatus, RingTimeout,
-    ValidationError, derive_status,
+    CallerIdName, CallerIdNumber, ConferencePin, Extension, ExtensionName, ExtensionNumber,
+    ExtensionRef, ExtensionType, ExtensionView, ForwardingNumber, MaxParticipants, PresenceSetting,
+    PresenceStatus, RingTimeout, ValidationError, derive_status, room_status,
 };
 use crate::events::{CauseKind, ChangeKind, Event, ExtensionChange, PresenceCause, PresenceChange};
 use crate::store::StoreError;
@@ -26,11 +26,76 @@ pub struct ExtensionDraft {
     pub forwarding_number: Field<String>,
     pub forwarding_ring_timeout: Field<i64>,
     pub presence: Field<PresenceSetting>,
+    /// Conference extensions only: 4 to 8 digits; `null` removes the PIN.
+    pub conference_pin: Field<String>,
+    /// Conference extensions only: 1 to 500; `null` restores the default (50).
+    pub max_participants: Field<i64>,
+}
+
+/// What a draft asks of the conference settings, kept beside its changeset: whether a
+/// value (not a `null`) was given, which only a conference extension may take.
+#[derive(Debug, Clone, Copy, Default)]
+struct ConferenceInput {
+    pin: bool,
+    max_participants: bool,
+}
+
+impl ConferenceInput {
+    /// Checks the conference rules once the extension's type after the change is
+    /// known, and makes the changeset keep them: a PIN or a room size only on a
+    /// conference, no away/dnd on one (its status follows its room). An extension that
+    /// becomes a conference drops its manual presence; one that stops being one drops
+    /// its PIN and room size.
+    fn apply(
+        self,
+        kind: ExtensionType,
+        changes: &mut ExtensionChangeset,
+    ) -> Result<(), ValidationError> {
+        let type_changes = changes.kind.is_some();
+        if kind == ExtensionType::Conference {
+            if matches!(changes.manual_presence, Some(Some(_))) {
+                return Err(ValidationError::new(
+                    "presence",
+                    "cannot be away or dnd on a conference extension: its status follows its \
+                     room (busy while anyone is in it)",
+                ));
+            }
+            if type_changes {
+                changes.manual_presence = Some(None);
+            }
+            return Ok(());
+        }
+        let only_conferences = |field: &'static str| {
+            ValidationError::new(
+                field,
+                format!(
+                    "can only be set on conference extensions, not on a {} extension",
+                    kind.as_str()
+                ),
+            )
+        };
+        if self.pin {
+            return Err(only_conferences("conferencePin"));
+        }
+        if self.max_participants {
+            return Err(only_conferences("maxParticipants"));
+        }
+        if type_changes {
+            changes.conference_pin = Some(None);
+            changes.max_participants = Some(i32::from(MaxParticipants::DEFAULT.get()));
+        }
+        Ok(())
+    }
 }
 
 impl ExtensionDraft {
-    /// Validates every field present and turns the draft into a column changeset.
-    fn into_changeset(self) -> Result<ExtensionChangeset, ValidationError> {
+    /// Validates every field present and turns the draft into a column changeset, with
+    /// what the conference rules still need to check.
+    fn into_changeset(self) -> Result<(ExtensionChangeset, ConferenceInput), ValidationError> {
+        let conference = ConferenceInput {
+            pin: matches!(self.conference_pin, Field::Value(_)),
+            max_participants: matches!(self.max_participants, Field::Value(_)),
+        };
         let number = self
             .number
             .required_or_absent("number")?
@@ -66,7 +131,16 @@ impl ExtensionDraft {
             .presence
             .required_or_absent("presence")?
             .map(|p| p.manual().map(|m| m.as_str().to_owned()));
-        Ok(ExtensionChangeset {
+        let conference_pin = self
+            .conference_pin
+            .nullable(|v| ConferencePin::parse(&v).map(ConferencePin::into_inner))?;
+        let max_participants = match self.max_participants {
+            Field::Absent => None,
+            Field::Null => Some(MaxParticipants::DEFAULT),
+            Field::Value(n) => Some(MaxParticipants::parse(n)?),
+        }
+        .map(|m| i32::from(m.get()));
+        let changes = ExtensionChangeset {
             number,
             name,
             kind,
@@ -79,7 +153,10 @@ impl ExtensionDraft {
             ha1_md5: None,
             ha1_sha256: None,
             updated_at: None,
-        })
+            conference_pin,
+            max_participants,
+        };
+        Ok((changes, conference))
     }
 }
 
@@ -118,9 +195,17 @@ impl Services {
     /// The extension with its live state.
     pub fn view(&self, extension: Extension) -> ExtensionView {
         let devices = self.live.devices(&extension.id);
-        let calls = self.live.calls(&extension.id);
+        let status = if extension.kind == ExtensionType::Conference {
+            room_status(self.room_occupancy(&extension.id))
+        } else {
+            derive_status(
+                extension.manual_presence,
+                self.live.calls(&extension.id),
+                devices,
+            )
+        };
         ExtensionView {
-            status: derive_status(extension.manual_presence, calls, devices),
+            status,
             registered_devices: devices,
             extension,
         }
@@ -203,7 +288,12 @@ impl Services {
         };
         required(&draft.number, "number")?;
         required(&draft.name, "name")?;
-        let changes = draft.into_changeset()?;
+        let (mut changes, conference) = draft.into_changeset()?;
+        let kind = match &changes.kind {
+            Some(k) => ExtensionType::parse(k)?,
+            None => ExtensionType::User,
+        };
+        conference.apply(kind, &mut changes)?;
         let pbx = self
             .store
             .pbx_by_id(&principal.pbx_id)
@@ -226,6 +316,10 @@ impl Services {
                 .forwarding_ring_timeout
                 .unwrap_or(i32::from(RingTimeout::DEFAULT.seconds())),
             manual_presence: changes.manual_presence.clone().flatten(),
+            conference_pin: changes.conference_pin.clone().flatten(),
+            max_participants: changes
+                .max_participants
+                .unwrap_or(i32::from(MaxParticipants::DEFAULT.get())),
             sip_username: String::new(),
             ha1_md5: String::new(),
             ha1_sha256: String::new(),
@@ -282,7 +376,7 @@ impl Services {
         draft: ExtensionDraft,
     ) -> ServiceResult<ExtensionView> {
         principal.require(Scope::ExtensionsWrite)?;
-        let mut changes = draft.into_changeset()?;
+        let (mut changes, conference) = draft.into_changeset()?;
         changes.updated_at = Some(now_ms());
         if changes
             .kind
@@ -295,6 +389,27 @@ impl Services {
         }
 
         let _guard = self.locks.lock(id).await;
+        // The conference rules depend on the type after the change: the one given, or
+        // (read under the lock, so no other change slips in between) the stored one.
+        let kind = match &changes.kind {
+            Some(k) => Some(ExtensionType::parse(k)?),
+            None if conference.pin
+                || conference.max_participants
+                || matches!(changes.manual_presence, Some(Some(_))) =>
+            {
+                Some(
+                    self.store
+                        .extension_by_id(&principal.pbx_id, id)
+                        .await?
+                        .ok_or(ServiceError::NotFound("extension"))?
+                        .kind,
+                )
+            }
+            None => None,
+        };
+        if let Some(kind) = kind {
+            conference.apply(kind, &mut changes)?;
+        }
         let (before, after) = match self
             .store
             .update_extension(&principal.pbx_id, id, &changes)
@@ -488,12 +603,82 @@ mod tests {
             presence: Field::Value(PresenceSetting::Available),
             ..Default::default()
         };
-        let cs = draft.into_changeset().unwrap();
+        let (cs, _) = draft.into_changeset().unwrap();
         assert_eq!(cs.name.as_deref(), Some("Ann"));
         assert_eq!(cs.caller_id_name, Some(None));
         assert_eq!(cs.caller_id_number, None);
         assert_eq!(cs.forwarding_ring_timeout, Some(30));
         assert_eq!(cs.manual_presence, Some(None));
+    }
+
+    #[test]
+    fn conference_settings_belong_to_conferences_and_presence_does_not() {
+        let draft = |pin: Field<String>, max: Field<i64>, presence: Field<PresenceSetting>| {
+            ExtensionDraft {
+                conference_pin: pin,
+                max_participants: max,
+                presence,
+                ..Default::default()
+            }
+            .into_changeset()
+            .unwrap()
+        };
+        let (mut cs, input) = draft(Field::Value("0815".into()), Field::Absent, Field::Absent);
+        assert_eq!(cs.conference_pin, Some(Some("0815".into())));
+        assert_eq!(
+            input
+                .apply(ExtensionType::User, &mut cs.clone())
+                .unwrap_err()
+                .field,
+            "conferencePin"
+        );
+        input.apply(ExtensionType::Conference, &mut cs).unwrap();
+
+        let (mut cs, input) = draft(Field::Absent, Field::Value(10), Field::Absent);
+        assert_eq!(
+            input
+                .apply(ExtensionType::Paging, &mut cs)
+                .unwrap_err()
+                .field,
+            "maxParticipants"
+        );
+        let (mut cs, input) = draft(Field::Null, Field::Null, Field::Absent);
+        input.apply(ExtensionType::User, &mut cs).unwrap();
+        assert_eq!(cs.max_participants, Some(50), "null restores the default");
+
+        let (mut cs, input) = draft(
+            Field::Absent,
+            Field::Absent,
+            Field::Value(PresenceSetting::Away),
+        );
+        assert_eq!(
+            input
+                .apply(ExtensionType::Conference, &mut cs)
+                .unwrap_err()
+                .field,
+            "presence"
+        );
+
+        // A change of type clears what the new type cannot have.
+        let mut to_user = ExtensionChangeset {
+            kind: Some("user".into()),
+            ..Default::default()
+        };
+        ConferenceInput::default()
+            .apply(ExtensionType::User, &mut to_user)
+            .unwrap();
+        assert_eq!(
+            (to_user.conference_pin, to_user.max_participants),
+            (Some(None), Some(50))
+        );
+        let mut to_room = ExtensionChangeset {
+            kind: Some("conference".into()),
+            ..Default::default()
+        };
+        ConferenceInput::default()
+            .apply(ExtensionType::Conference, &mut to_room)
+            .unwrap();
+        assert_eq!(to_room.manual_presence, Some(None));
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum ServiceError {
     /// Uploaded audio we cannot read (not a WAV we decode).
     #[error(transparent)]
     BadAudio(#[from] crate::media::audio::AudioError),
+    /// A conference mute or kick while the SIP side does not run in this process
+    /// (nothing registered a [`ConferenceControl`]).
+    #[error("conference control needs the SIP server, which is not running")]
+    SipUnavailable,
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;

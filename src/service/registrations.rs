@@ -287,6 +287,11 @@ impl Services {
         let Some(ext) = self.store.extension_by_id(pbx_id, &extension.id).await? else {
             return Ok(());
         };
+        if ext.kind == crate::domain::ExtensionType::Conference {
+            // A user extension just turned conference: its phones go, but its status
+            // now follows its room, which no device moves.
+            return Ok(());
+        }
         let calls = self.live.calls(&ext.id);
         let old = derive_status(ext.manual_presence, calls, live_before as u32);
         let new = derive_status(ext.manual_presence, calls, live_after as u32);

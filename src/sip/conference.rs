@@ -401,11 +401,13 @@ impl Conference {
             .retain(|_, m| !Arc::ptr_eq(m, member));
         member.room.members.lock_unpoisoned().remove(&member.media);
         if member.admitted.swap(false, Ordering::AcqRel) {
-            self.services.conference_left(
-                &member.room.pbx_id,
-                &member.room.extension,
-                &member.participant.id,
-            );
+            self.services
+                .conference_left(
+                    &member.room.pbx_id,
+                    &member.room.extension,
+                    &member.participant.id,
+                )
+                .await;
         }
         if let Err(e) = self
             .services
@@ -453,11 +455,10 @@ async fn watch_room(
                 if let Some(m) = member(&id)
                     && !m.admitted.swap(true, Ordering::AcqRel)
                 {
-                    conference.services.conference_joined(
-                        &room.pbx_id,
-                        &room.extension,
-                        m.participant.clone(),
-                    );
+                    conference
+                        .services
+                        .conference_joined(&room.pbx_id, &room.extension, m.participant.clone())
+                        .await;
                 }
             }
             RoomEvent::Left(id, reason) => {

@@ -30,6 +30,10 @@ pub struct ExtensionRow {
     pub ha1_sha256: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Conference extensions: the digits callers enter before joining.
+    pub conference_pin: Option<String>,
+    /// Conference extensions: callers in the room at once (50 by default).
+    pub max_participants: i32,
 }
 
 /// A partial update: `None` leaves a column alone, `Some(None)` clears a nullable one.
@@ -50,6 +54,8 @@ pub struct ExtensionChangeset {
     pub ha1_md5: Option<String>,
     pub ha1_sha256: Option<String>,
     pub updated_at: Option<i64>,
+    pub conference_pin: Option<Option<String>>,
+    pub max_participants: Option<i32>,
 }
 
 /// The SIP digest secrets of one extension.
@@ -76,6 +82,8 @@ impl TryFrom<ExtensionRow> for Extension {
         };
         let forwarding_ring_timeout =
             u8::try_from(row.forwarding_ring_timeout).map_err(|_| corrupt("ring timeout"))?;
+        let max_participants =
+            u16::try_from(row.max_participants).map_err(|_| corrupt("max participants"))?;
         Ok(Extension {
             id: row.id,
             pbx_id: row.pbx_id,
@@ -89,9 +97,8 @@ impl TryFrom<ExtensionRow> for Extension {
             forwarding_ring_timeout,
             manual_presence,
             sip_username: row.sip_username,
-            // Not stored yet: the conference settings' columns come with their API.
-            conference_pin: None,
-            max_participants: crate::domain::DEFAULT_MAX_PARTICIPANTS,
+            conference_pin: row.conference_pin,
+            max_participants,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

@@ -43,6 +43,8 @@ diesel::table! {
         ha1_sha256 -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        conference_pin -> Nullable<Text>,
+        max_participants -> Integer,
     }
 }
 

@@ -117,7 +117,12 @@ async function udp() {
  * A caller leaving a voicemail the way a phone does: INVITE (answering the 407 with an
  * MD5 digest), ACK, waits out the greeting, speaks `seconds` of tone as PCMU, BYE.
  */
-async function leaveVoicemail(caller, dialled, seconds) {
+/** Calls conference room `room`, runs `whileIn` while in it, then hangs up. */
+async function joinRoom(caller, room, whileIn) {
+  await leaveVoicemail(caller, room, 0, whileIn);
+}
+
+async function leaveVoicemail(caller, dialled, seconds, whileInCall = null) {
   const sip = await udp();
   const rtp = await udp();
   const creds = caller.sipCredentials;
@@ -162,9 +167,14 @@ async function leaveVoicemail(caller, dialled, seconds) {
     + `From: <sip:${caller.number}@127.0.0.1>;tag=${tag}\r\nTo: ${to}\r\nCall-ID: ${callId}\r\nCSeq: ${cseq} ${method}\r\n`
     + `Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n`;
   sip.send(inDialog('ACK', 2), sipPort);
-  // The greeting plays; once it has stopped for 300 ms, the beep is over.
-  assert.ok(await rtp.next(5000), 'the greeting arrives over RTP');
-  while (await rtp.next(300));
+  if (whileInCall) {
+    await whileInCall();
+    seconds = 0;
+  } else {
+    // The greeting plays; once it has stopped for 300 ms, the beep is over.
+    assert.ok(await rtp.next(5000), 'the greeting arrives over RTP');
+    while (await rtp.next(300));
+  }
   const ssrc = randomBytes(4);
   for (let n = 0; n < seconds * 50; n++) {
     const packet = Buffer.alloc(12 + 160);
@@ -236,6 +246,16 @@ try {
   await page.waitForSelector('#live[data-state="live"]');
   assert.equal(await page.getAttribute('#board .tile[data-number="101"]', 'data-status'), 'offline');
   await page.screenshot({ path: join(ARTIFACTS, 'console-board.png') });
+
+  step('conference tiles show their room: empty and available, then busy with its occupancy');
+  const room = '#board .tile[data-number="149"]';
+  await page.waitForSelector(`${room}[data-occupancy="0"][data-status="available"]`, { timeout: 2000 });
+  assert.match(await page.textContent(`${room} .meta`), /conference · empty room/);
+  await joinRoom(made['102'], '149', async () => {
+    await page.waitForSelector(`${room}[data-occupancy="1"][data-status="busy"]`, { timeout: 3000 });
+    assert.match(await page.textContent(`${room} .meta`), /1 in room/);
+  });
+  await page.waitForSelector(`${room}[data-occupancy="0"][data-status="available"]`, { timeout: 3000 });
 
   step('a phone registers and its tile turns available within a second');
   await registerPhone(made['101']);

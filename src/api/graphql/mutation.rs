@@ -1,7 +1,9 @@
 //! Mutations: the same use cases as the REST shim.
 
 use super::caller;
-use super::types::{Extension, ExtensionCredentialsPayload, Mailbox, VoicemailMessage};
+use super::types::{
+    ConferenceParticipant, Extension, ExtensionCredentialsPayload, Mailbox, VoicemailMessage,
+};
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, GreetingType, PresenceSetting};
 use crate::service::{ExtensionDraft, Field, MailboxDraft};
@@ -38,6 +40,10 @@ pub struct CreateExtensionInput {
     /// 5 to 60 seconds; 20 when omitted.
     forwarding_ring_timeout: Option<i64>,
     presence: Option<PresenceSetting>,
+    /// Conference extensions only: 4 to 8 digits callers enter (then `#`) to join.
+    conference_pin: Option<String>,
+    /// Conference extensions only: 1 to 500 callers at once; 50 when omitted.
+    max_participants: Option<i64>,
 }
 
 /// Only the fields given change; `null` clears a nullable field.
@@ -53,6 +59,10 @@ pub struct UpdateExtensionInput {
     forwarding_number: MaybeUndefined<String>,
     forwarding_ring_timeout: MaybeUndefined<i64>,
     presence: MaybeUndefined<PresenceSetting>,
+    /// Conference extensions only: 4 to 8 digits; `null` removes the PIN.
+    conference_pin: MaybeUndefined<String>,
+    /// Conference extensions only: 1 to 500; `null` restores 50.
+    max_participants: MaybeUndefined<i64>,
 }
 
 /// Mailbox settings; only the fields given change, `null` restores the default.
@@ -92,6 +102,8 @@ impl MutationRoot {
             forwarding_number: optional(input.forwarding_number),
             forwarding_ring_timeout: optional(input.forwarding_ring_timeout),
             presence: optional(input.presence),
+            conference_pin: optional(input.conference_pin),
+            max_participants: optional(input.max_participants),
         };
         Ok(services
             .create_extension(principal, draft)
@@ -117,6 +129,8 @@ impl MutationRoot {
             forwarding_number: field(input.forwarding_number),
             forwarding_ring_timeout: field(input.forwarding_ring_timeout),
             presence: field(input.presence),
+            conference_pin: field(input.conference_pin),
+            max_participants: field(input.max_participants),
         };
         let view = services
             .update_extension(principal, &id, draft)
@@ -216,5 +230,40 @@ impl MutationRoot {
             .await
             .map_err(gql)?;
         Ok(id)
+    }
+
+    /// Mutes or unmutes a participant of a conference room (`conference`: the room's
+    /// extension number or id); needs `pbx:conferences:write`. Answers the participant
+    /// as it will be once the room has done it; `MUTED`/`UNMUTED` follow on
+    /// `conferenceEvents`.
+    async fn mute_participant(
+        &self,
+        ctx: &Context<'_>,
+        conference: String,
+        participant: ID,
+        muted: bool,
+    ) -> Result<ConferenceParticipant> {
+        let (services, principal) = caller(ctx)?;
+        Ok(services
+            .mute_participant(principal, &conference, &participant, muted)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Hangs up on a participant (the room sends it a BYE); returns its id. Needs
+    /// `pbx:conferences:write`.
+    async fn kick_participant(
+        &self,
+        ctx: &Context<'_>,
+        conference: String,
+        participant: ID,
+    ) -> Result<ID> {
+        let (services, principal) = caller(ctx)?;
+        services
+            .kick_participant(principal, &conference, &participant)
+            .await
+            .map_err(gql)?;
+        Ok(participant)
     }
 }

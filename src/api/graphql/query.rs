@@ -2,8 +2,8 @@
 
 use super::caller;
 use super::types::{
-    Call, CallConnection, Device, Extension, ExtensionStats, Mailbox, PageInfo, PhoneStats,
-    VoicemailMessage,
+    Call, CallConnection, Conference, Device, Extension, ExtensionStats, Mailbox, PageInfo,
+    PhoneStats, VoicemailMessage,
 };
 use crate::api::error::gql;
 use crate::domain::{ExtensionType, PresenceStatus};
@@ -145,5 +145,31 @@ impl QueryRoot {
             .await
             .map_err(gql)?;
         Ok(list.into_iter().map(VoicemailMessage).collect())
+    }
+
+    /// Conference rooms of the caller's PBX by number, with who is in each; only the
+    /// occupied ones with `occupied: true`. Needs `pbx:conferences:read`.
+    async fn conferences(
+        &self,
+        ctx: &Context<'_>,
+        occupied: Option<bool>,
+    ) -> Result<Vec<Conference>> {
+        let (services, principal) = caller(ctx)?;
+        let rooms = services
+            .list_conferences(principal, occupied.unwrap_or(false))
+            .await
+            .map_err(gql)?;
+        Ok(rooms.into_iter().map(Conference::from).collect())
+    }
+
+    /// One conference room by its extension's number (or id); `null` when this PBX has
+    /// no such conference extension.
+    async fn conference(&self, ctx: &Context<'_>, number: String) -> Result<Option<Conference>> {
+        let (services, principal) = caller(ctx)?;
+        match services.get_conference(principal, &number).await {
+            Ok(room) => Ok(Some(room.into())),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(gql(e)),
+        }
     }
 }

@@ -7,7 +7,8 @@
 
 use super::caller;
 use super::types::{
-    Call, CallEvent, DeviceEvent, Extension, ExtensionEvent, PresenceEvent, VoicemailEvent,
+    Call, CallEvent, ConferenceEvent, DeviceEvent, Extension, ExtensionEvent, PresenceEvent,
+    VoicemailEvent,
 };
 use crate::api::error::gql;
 use crate::auth::{Principal, Scope};
@@ -81,6 +82,21 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ExtensionEvent> + use<>> {
         open_feed(ctx, Scope::ExtensionsRead, ExtensionFilter)
+    }
+
+    /// The watched conference rooms (all when `numbers` is omitted): first a `SNAPSHOT`
+    /// of each with its participants, then who joins, leaves, is muted or unmuted, and
+    /// starts or stops talking; a `RESYNC` of each room after falling behind. Needs
+    /// `pbx:conferences:read`.
+    async fn conference_events(
+        &self,
+        ctx: &Context<'_>,
+        numbers: Option<Vec<String>>,
+    ) -> Result<impl Stream<Item = ConferenceEvent> + use<>> {
+        let filter = ConferenceFilter {
+            numbers: numbers.map(|n| n.into_iter().collect()),
+        };
+        open_feed(ctx, Scope::ConferencesRead, filter)
     }
 }
 
@@ -397,6 +413,59 @@ impl FeedKind for PresenceFilter {
     }
 }
 
+struct ConferenceFilter {
+    numbers: Option<HashSet<String>>,
+}
+
+impl ConferenceFilter {
+    fn watches(&self, number: &str) -> bool {
+        self.numbers.as_ref().is_none_or(|n| n.contains(number))
+    }
+}
+
+impl FeedKind for ConferenceFilter {
+    type Item = ConferenceEvent;
+    const OPENS_WITH_SNAPSHOT: bool = true;
+
+    fn wants(&self, event: &Event) -> bool {
+        matches!(event, Event::Conference(change) if self.watches(&change.room.number))
+    }
+
+    fn select(&self, principal: &Principal, envelope: &Envelope) -> Option<ConferenceEvent> {
+        match &envelope.event {
+            Event::Conference(change)
+                if change.pbx_id == principal.pbx_id && self.watches(&change.room.number) =>
+            {
+                Some(ConferenceEvent::from_change(change, envelope.sequence))
+            }
+            _ => None,
+        }
+    }
+
+    /// Each watched room (empty ones too) with who is in it.
+    async fn snapshot(
+        &self,
+        services: &Services,
+        principal: &Principal,
+        cause: CauseKind,
+        sequence: u64,
+    ) -> ServiceResult<Vec<ConferenceEvent>> {
+        let kind = if cause == CauseKind::Resync {
+            crate::domain::ConferenceEventKind::Resync
+        } else {
+            crate::domain::ConferenceEventKind::Snapshot
+        };
+        let at = now_ms();
+        Ok(services
+            .list_conferences(principal, false)
+            .await?
+            .into_iter()
+            .filter(|room| self.watches(&room.extension.number))
+            .map(|room| ConferenceEvent::of_room(kind, room, at, sequence))
+            .collect())
+    }
+}
+
 struct ExtensionFilter;
 
 impl FeedKind for ExtensionFilter {
@@ -645,6 +714,70 @@ mod tests {
         let next = stream.next().await.unwrap();
         assert_eq!(next.cause.kind, CauseKind::Manual);
         assert!(next.sequence > resync.sequence);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_conference_subscriber_gets_each_room_again_as_resync() {
+        use crate::domain::{ConferenceEventKind, ExtensionRef, ExtensionType, Participant};
+        let TestServices {
+            services,
+            principal,
+            dir,
+            ..
+        } = services_with_bus(2).await;
+        let draft = ExtensionDraft {
+            number: Field::Value("800".into()),
+            name: Field::Value("Board".into()),
+            kind: Field::Value(ExtensionType::Conference),
+            ..Default::default()
+        };
+        let created = services.create_extension(&principal, draft).await.unwrap();
+        let room = ExtensionRef::from(&created.extension.extension);
+        let stream = feed(
+            services.clone(),
+            principal.clone(),
+            ConferenceFilter { numbers: None },
+            true,
+            None,
+        );
+        futures_util::pin_mut!(stream);
+        let first = stream.next().await.unwrap();
+        assert_eq!(first.kind, ConferenceEventKind::Snapshot);
+        assert_eq!(first.participants.as_ref().map(Vec::len), Some(0));
+
+        // Three joins while the subscriber reads nothing: more than the bus holds.
+        for n in 0..3 {
+            let participant = Participant {
+                id: format!("par_{n}"),
+                call_id: format!("call_{n}"),
+                caller_number: format!("10{n}"),
+                caller_name: None,
+                joined_at: 0,
+                muted: false,
+                talking: false,
+                codec: "PCMU".into(),
+            };
+            services
+                .conference_joined(&principal.pbx_id, &room, participant)
+                .await;
+        }
+        let resync = stream.next().await.unwrap();
+        assert_eq!(resync.kind, ConferenceEventKind::Resync);
+        assert_eq!(
+            resync.participant_count, 3,
+            "the resync shows the room as it is"
+        );
+        assert_eq!(resync.participants.as_ref().map(Vec::len), Some(3));
+        assert_eq!(resync.sequence, services.event_sequence(&principal.pbx_id));
+
+        // Afterwards, changes flow normally again.
+        services
+            .conference_left(&principal.pbx_id, &room, "par_0")
+            .await;
+        let next = stream.next().await.unwrap();
+        assert_eq!(next.kind, ConferenceEventKind::Left);
+        assert_eq!(next.participant_count, 2);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

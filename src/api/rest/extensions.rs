@@ -59,6 +59,11 @@ pub struct ExtensionJson<'a> {
     forwarding_enabled: bool,
     forwarding_ring_timeout: u8,
     registered_devices: u32,
+    /// Conference extensions: whether callers must enter a PIN (the PIN itself is never
+    /// shown); `null` for other types.
+    conference_pin_set: Option<bool>,
+    /// Conference extensions: callers the room takes at once; `null` for other types.
+    max_participants: Option<u16>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +80,7 @@ struct CredentialsJson<'a> {
 impl<'a> ExtensionJson<'a> {
     pub fn new(view: &'a ExtensionView) -> Self {
         let e = &view.extension;
+        let conference = e.kind == ExtensionType::Conference;
         Self {
             id: &e.id,
             number: &e.number,
@@ -88,6 +94,8 @@ impl<'a> ExtensionJson<'a> {
             forwarding_enabled: e.forwarding_number.is_some(),
             forwarding_ring_timeout: e.forwarding_ring_timeout,
             registered_devices: view.registered_devices,
+            conference_pin_set: conference.then_some(e.conference_pin.is_some()),
+            max_participants: conference.then_some(e.max_participants),
             created_at: rfc3339(e.created_at),
             updated_at: rfc3339(e.updated_at),
             sip_credentials: None,
@@ -129,6 +137,17 @@ struct ExtensionBody {
     forwarding_ring_timeout: Field<i64>,
     #[serde(default, deserialize_with = "body::string")]
     presence: Field<String>,
+    /// A string: as a number it would lose its leading zeros.
+    #[serde(default, deserialize_with = "body::string")]
+    conference_pin: Field<String>,
+    #[serde(default, deserialize_with = "body::integer")]
+    max_participants: Field<i64>,
+    #[serde(
+        default,
+        rename = "conferencePinSet",
+        deserialize_with = "body::read_only"
+    )]
+    _conference_pin_set: (),
     #[serde(default, rename = "id", deserialize_with = "body::read_only")]
     _id: (),
     #[serde(default, rename = "status", deserialize_with = "body::read_only")]
@@ -179,6 +198,8 @@ impl ExtensionBody {
             presence: self.presence.try_map(|s| {
                 PresenceSetting::parse(&s).ok_or_else(|| one_of("presence", "available, away, dnd"))
             })?,
+            conference_pin: self.conference_pin,
+            max_participants: self.max_participants,
         })
     }
 }
@@ -330,5 +351,11 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("forwardingRingTimeout"));
         let e = draft_from_json(json!({"presence": "busy"})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("presence"));
+        let e = draft_from_json(json!({"conferencePin": 1234})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("conferencePin"));
+        let e = draft_from_json(json!({"conferencePinSet": true})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("conferencePinSet"));
+        let e = draft_from_json(json!({"maxParticipants": "10"})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("maxParticipants"));
     }
 }

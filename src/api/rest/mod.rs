@@ -3,6 +3,7 @@
 
 mod body;
 mod calls;
+mod conferences;
 mod extensions;
 mod phones;
 mod tokens;
@@ -25,4 +26,5 @@ where
         .merge(phones::routes())
         .merge(calls::routes())
         .merge(voicemail::routes())
+        .merge(conferences::routes())
 }

@@ -54,6 +54,17 @@ impl Extension {
     async fn registered_devices(&self) -> u32 {
         self.0.registered_devices
     }
+    /// Conference extensions: whether callers must enter a PIN (the PIN itself is never
+    /// shown); `null` for other types.
+    async fn conference_pin_set(&self) -> Option<bool> {
+        let e = &self.0.extension;
+        (e.kind == ExtensionType::Conference).then_some(e.conference_pin.is_some())
+    }
+    /// Conference extensions: callers the room takes at once; `null` for other types.
+    async fn max_participants(&self) -> Option<u32> {
+        let e = &self.0.extension;
+        (e.kind == ExtensionType::Conference).then_some(u32::from(e.max_participants))
+    }
     async fn created_at(&self) -> String {
         rfc3339(self.0.extension.created_at)
     }

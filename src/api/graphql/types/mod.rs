@@ -2,12 +2,14 @@
 //! as the schema names it; the domain types they wrap are written `domain::…`.
 
 mod call;
+mod conference;
 mod device;
 mod extension;
 mod presence;
 mod voicemail;
 
 pub use call::{Call, CallConnection, CallEvent, PageInfo};
+pub use conference::{Conference, ConferenceEvent, ConferenceParticipant};
 pub use device::{Device, DeviceEvent, PhoneStats};
 pub use extension::{Extension, ExtensionCredentialsPayload, ExtensionEvent, ExtensionStats};
 pub use presence::{ExtensionRef, PresenceEvent};

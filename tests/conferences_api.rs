@@ -3,7 +3,7 @@
 //! on real callers (raw SIP + RTP, what they hear checked with Goertzel energies), the
 //! `conferenceEvents` feed over a real websocket, and the room's extension status.
 
-use crate::common::rtp::{Impairment, RtpPhone};
+use crate::common::rtp::{Impairment, RtpPhone, tone_share};
 use crate::common::sip_raw::status;
 use crate::common::ws::GqlWs;
 use crate::common::{Backend, TestApp, eventually, send};
@@ -22,6 +22,12 @@ on_both_backends!(
 );
 
 const WAIT: Duration = Duration::from_secs(5);
+/// A tone this strong a share of one 20 ms packet counts as in it (a tone alone measures
+/// about 0.5, one of two about 0.25, an absent one under 0.01).
+const FRAME_HEARD: f64 = 0.1;
+/// How soon after the API answers a mute the muted caller must be gone from the mix:
+/// the room applies it on its next 20 ms tick; this leaves room for a loaded machine.
+const MUTE_WITHIN: Duration = Duration::from_millis(100);
 
 /// The room `key` (number or id) as REST shows it, once `ready` holds for it.
 async fn room_when(app: &TestApp, key: &str, ready: impl Fn(&Value) -> bool) -> Value {
@@ -747,10 +753,73 @@ async fn a_muted_caller_is_not_heard_by_the_others() {
         "both heard: {before:?}"
     );
 
+    // Muted in the middle of a round: the listener's packets, each with its arrival
+    // time, carry the muted tone until just after the API answers, and never later than
+    // MUTE_WITHIN after that (the room applies it on its next 20 ms tick).
+    const TALKERS_GO_ON: Duration = Duration::from_millis(900);
     let path = format!("/v1/pbx/conferences/800/participants/{loud}");
-    let (code, body) = app.patch(&path, json!({"muted": true})).await;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    assert_eq!(body["participant"]["muted"], true);
+    let (_, _, timed, (asked, answered)) = tokio::join!(
+        phones[0].talk_and_listen(
+            Some(tones[0]),
+            Duration::from_secs(2),
+            Impairment::default()
+        ),
+        phones[1].talk_and_listen(
+            Some(tones[1]),
+            Duration::from_secs(2),
+            Impairment::default()
+        ),
+        phones[2].talk_and_listen_timed(None, Duration::from_secs(2)),
+        async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let asked = tokio::time::Instant::now();
+            let (code, body) = app.patch(&path, json!({"muted": true})).await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            assert_eq!(body["participant"]["muted"], true);
+            (asked, tokio::time::Instant::now())
+        },
+    );
+    let rate = phones[2].codec.sample_rate();
+    let carries = |pcm: &[i16], hz: f64| tone_share(pcm, rate, hz, pcm.len()) > FRAME_HEARD;
+    let last_tone = timed
+        .iter()
+        .filter(|(_, pcm)| carries(pcm, tones[0]))
+        .map(|(at, _)| *at)
+        .max()
+        .expect("the caller was heard before the mute");
+    assert!(
+        last_tone > asked - Duration::from_millis(200),
+        "heard until the mute"
+    );
+    // Milliseconds from `b` to `a` (negative when `a` came first).
+    let ms = |a: tokio::time::Instant, b: tokio::time::Instant| match a.checked_duration_since(b) {
+        Some(d) => d.as_secs_f64() * 1000.0,
+        None => -(b - a).as_secs_f64() * 1000.0,
+    };
+    println!(
+        "mute: the API answered {:.1} ms after the request; the last packet with the muted \
+         tone arrived {:.1} ms after the request",
+        ms(answered, asked),
+        ms(last_tone, asked)
+    );
+    assert!(
+        last_tone <= answered + MUTE_WITHIN,
+        "the muted tone was still heard {:?} after the API answered",
+        last_tone - answered
+    );
+    let after_mute: Vec<_> = timed
+        .iter()
+        .filter(|(at, _)| *at > answered + MUTE_WITHIN && *at < asked + TALKERS_GO_ON)
+        .collect();
+    assert!(
+        after_mute.len() > 20,
+        "the room kept sending: {}",
+        after_mute.len()
+    );
+    assert!(
+        after_mute.iter().all(|(_, pcm)| carries(pcm, tones[1])),
+        "the other caller is still heard in every packet"
+    );
     room_when(&app, "800", |r| {
         r["participants"].as_array().is_some_and(|ps| {
             ps.iter()
@@ -806,10 +875,29 @@ async fn a_kicked_caller_gets_a_bye_and_leaves_the_room() {
             .to_owned()
     };
     let (kicked, kept) = (id_of("102"), id_of("101"));
-    let (code, body) = app
-        .delete(&format!("/v1/pbx/conferences/800/participants/{kicked}"))
-        .await;
+    // The one who stays listens across the kick: it hears the leave tone (falling:
+    // 900 Hz, then 600 Hz; the join tone rises).
+    let (heard, (code, body)) = tokio::join!(
+        stays.talk_and_listen(None, Duration::from_millis(1500), Impairment::default()),
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            app.delete(&format!("/v1/pbx/conferences/800/participants/{kicked}"))
+                .await
+        },
+    );
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let rate = stays.codec.sample_rate();
+    let frame = stays.codec.frame_samples();
+    let frames: Vec<&[i16]> = heard.chunks(frame).collect();
+    let has = |i: usize, hz: f64| tone_share(frames[i], rate, hz, frame) > FRAME_HEARD;
+    // A 900 Hz frame with a 600 Hz one 3 to 10 frames later (80 ms beep, 40 ms gap);
+    // the join tone, still queued from the second caller's arrival, goes the other way.
+    let leave_tone = (0..frames.len())
+        .find(|&i| has(i, 900.0) && (i + 3..(i + 11).min(frames.len())).any(|j| has(j, 600.0)));
+    assert!(
+        leave_tone.is_some(),
+        "the one who stays hears the leave tone"
+    );
     let bye = goes.expect_request("BYE").await;
     goes.reply_ok(&bye).await;
     let room = room_when(&app, "800", count_is(1)).await;

@@ -430,11 +430,13 @@ impl Member {
             }
             *leaving = Some((side, why));
         }
+        // Out of the mix first: the others hear the leave tone now, not once the phone
+        // answers our BYE (which may take up to Timer F). The room answers with
+        // Left(Removed), which finishes the call; a closed room has no one left to tell.
+        let _ = self.room.handle.remove(self.media).await;
         if side == HangupSide::System {
             self.uas.bye(stack).await;
         }
-        // The room answers with Left(Removed); a closed room has no one left to tell.
-        let _ = self.room.handle.remove(self.media).await;
     }
 }
 

@@ -249,7 +249,15 @@ try {
 
   step('conference tiles show their room: empty and available, then busy with its occupancy');
   const room = '#board .tile[data-number="149"]';
-  await page.waitForSelector(`${room}[data-occupancy="0"][data-status="available"]`, { timeout: 2000 });
+  await page.waitForSelector(`${room}[data-occupancy="0"][data-status="available"]`, { timeout: 5000 })
+    .catch(async (err) => {
+      // Say what the tile showed instead (a CI run under load once timed out here).
+      const seen = await page.evaluate((sel) => {
+        const li = document.querySelector(sel);
+        return li ? JSON.stringify({ ...li.dataset, meta: li.querySelector('.meta').textContent }) : 'no tile';
+      }, room);
+      throw new Error(`${err.message}\nthe tile showed ${seen}`);
+    });
   assert.match(await page.textContent(`${room} .meta`), /conference · empty room/);
   await joinRoom(made['102'], '149', async () => {
     await page.waitForSelector(`${room}[data-occupancy="1"][data-status="busy"]`, { timeout: 3000 });

@@ -19,6 +19,13 @@ pub struct Impairment {
     pub jitter: Duration,
 }
 
+/// One audio packet as it arrived.
+struct Heard {
+    seq: u16,
+    at: tokio::time::Instant,
+    payload: Vec<u8>,
+}
+
 pub struct RtpPhone {
     pub sip: RawSip,
     pub media: tokio::net::UdpSocket,
@@ -119,6 +126,39 @@ impl RtpPhone {
         duration: Duration,
         spoil: Impairment,
     ) -> Vec<i16> {
+        let mut heard = self.exchange(hz, duration, spoil).await;
+        heard.sort_by_key(|h| h.seq);
+        heard.dedup_by_key(|h| h.seq);
+        let mut decoder = Decoder::new(self.codec);
+        let mut pcm = Vec::new();
+        let mut frame = vec![0i16; 2 * self.codec.frame_samples()];
+        for h in heard {
+            let n = decoder.decode(&h.payload, &mut frame);
+            pcm.extend_from_slice(&frame[..n]);
+        }
+        pcm
+    }
+
+    /// As [`Self::talk_and_listen`], but each packet heard decoded on its own, with the
+    /// instant it arrived, in arrival order.
+    pub async fn talk_and_listen_timed(
+        &self,
+        hz: Option<f64>,
+        duration: Duration,
+    ) -> Vec<(tokio::time::Instant, Vec<i16>)> {
+        let heard = self.exchange(hz, duration, Impairment::default()).await;
+        let mut decoder = Decoder::new(self.codec);
+        let mut frame = vec![0i16; 2 * self.codec.frame_samples()];
+        heard
+            .into_iter()
+            .map(|h| {
+                let n = decoder.decode(&h.payload, &mut frame);
+                (h.at, frame[..n].to_vec())
+            })
+            .collect()
+    }
+
+    async fn exchange(&self, hz: Option<f64>, duration: Duration, spoil: Impairment) -> Vec<Heard> {
         let frames = (duration.as_millis() / 20) as usize;
         let sender = async {
             let mut encoder = Encoder::new(self.codec);
@@ -178,30 +218,24 @@ impl RtpPhone {
             }
         };
         let receiver = async {
-            let mut heard: Vec<(u16, Vec<u8>)> = Vec::new();
+            let mut heard = Vec::new();
             let mut buf = [0u8; 2048];
             let deadline = tokio::time::Instant::now() + duration + Duration::from_millis(300);
             while let Ok(Ok((n, _))) =
                 tokio::time::timeout_at(deadline, self.media.recv_from(&mut buf)).await
             {
                 if n > 12 && buf[1] & 0x7f == self.codec.payload_type() {
-                    let seq = u16::from_be_bytes([buf[2], buf[3]]);
-                    heard.push((seq, buf[12..n].to_vec()));
+                    heard.push(Heard {
+                        seq: u16::from_be_bytes([buf[2], buf[3]]),
+                        at: tokio::time::Instant::now(),
+                        payload: buf[12..n].to_vec(),
+                    });
                 }
             }
             heard
         };
-        let ((), mut heard) = tokio::join!(sender, receiver);
-        heard.sort_by_key(|(seq, _)| *seq);
-        heard.dedup_by_key(|(seq, _)| *seq);
-        let mut decoder = Decoder::new(self.codec);
-        let mut pcm = Vec::new();
-        let mut frame = vec![0i16; 2 * self.codec.frame_samples()];
-        for (_, payload) in heard {
-            let n = decoder.decode(&payload, &mut frame);
-            pcm.extend_from_slice(&frame[..n]);
-        }
-        pcm
+        let ((), heard) = tokio::join!(sender, receiver);
+        heard
     }
 
     /// Sends RFC 4733 telephone events for each digit (about 100 ms each, the end sent

@@ -36,7 +36,7 @@ impl SubscriptionRoot {
         numbers: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = PresenceEvent> + use<>> {
         let filter = PresenceFilter {
-            numbers: numbers.map(|n| n.into_iter().collect()),
+            numbers: Watched::new(numbers),
         };
         open_feed(ctx, Scope::ExtensionsRead, filter)
     }
@@ -58,7 +58,7 @@ impl SubscriptionRoot {
         numbers: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = CallEvent> + use<>> {
         let filter = CallFilter {
-            numbers: numbers.map(|n| n.into_iter().collect()),
+            numbers: Watched::new(numbers),
         };
         open_feed(ctx, Scope::ExtensionsRead, filter)
     }
@@ -94,7 +94,7 @@ impl SubscriptionRoot {
         numbers: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = ConferenceEvent> + use<>> {
         let filter = ConferenceFilter {
-            numbers: numbers.map(|n| n.into_iter().collect()),
+            numbers: Watched::new(numbers),
         };
         open_feed(ctx, Scope::ConferencesRead, filter)
     }
@@ -179,16 +179,32 @@ fn flatten<T>(batches: impl Stream<Item = Vec<T>>) -> impl Stream<Item = T> {
     futures_util::StreamExt::flat_map(batches, tokio_stream::iter)
 }
 
+/// The extension numbers a feed watches: every one of the PBX's when none were given.
+struct Watched(Option<HashSet<String>>);
+
+impl Watched {
+    fn new(numbers: Option<Vec<String>>) -> Self {
+        Self(numbers.map(|n| n.into_iter().collect()))
+    }
+
+    fn all(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn has(&self, number: &str) -> bool {
+        self.0.as_ref().is_none_or(|n| n.contains(number))
+    }
+}
+
 struct CallFilter {
-    numbers: Option<HashSet<String>>,
+    numbers: Watched,
 }
 
 impl CallFilter {
     fn watches(&self, call: &crate::domain::Call) -> bool {
-        self.numbers.as_ref().is_none_or(|n| {
-            (call.caller_extension_id.is_some() && n.contains(&call.caller_number))
-                || (call.callee_extension_id.is_some() && n.contains(&call.callee_number))
-        })
+        self.numbers.all()
+            || (call.caller_extension_id.is_some() && self.numbers.has(&call.caller_number))
+            || (call.callee_extension_id.is_some() && self.numbers.has(&call.callee_number))
     }
 }
 
@@ -358,12 +374,12 @@ trait FeedKind: Send + Sync + 'static {
 }
 
 struct PresenceFilter {
-    numbers: Option<HashSet<String>>,
+    numbers: Watched,
 }
 
 impl PresenceFilter {
     fn watches(&self, number: &str) -> bool {
-        self.numbers.as_ref().is_none_or(|n| n.contains(number))
+        self.numbers.has(number)
     }
 }
 
@@ -414,12 +430,12 @@ impl FeedKind for PresenceFilter {
 }
 
 struct ConferenceFilter {
-    numbers: Option<HashSet<String>>,
+    numbers: Watched,
 }
 
 impl ConferenceFilter {
     fn watches(&self, number: &str) -> bool {
-        self.numbers.as_ref().is_none_or(|n| n.contains(number))
+        self.numbers.has(number)
     }
 }
 
@@ -678,7 +694,9 @@ mod tests {
         let stream = feed(
             services.clone(),
             principal.clone(),
-            PresenceFilter { numbers: None },
+            PresenceFilter {
+                numbers: Watched(None),
+            },
             true,
             None,
         );
@@ -737,7 +755,9 @@ mod tests {
         let stream = feed(
             services.clone(),
             principal.clone(),
-            ConferenceFilter { numbers: None },
+            ConferenceFilter {
+                numbers: Watched(None),
+            },
             true,
             None,
         );

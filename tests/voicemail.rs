@@ -1035,8 +1035,11 @@ async fn messages_past_their_retention_are_purged_with_their_audio() {
             .iter()
             .all(|f| !f.contains(&old))
     );
-    assert!(
+    // The log line follows the deletion it reports.
+    eventually(WAIT, || async {
         app.server_log()
             .contains("voicemail past its retention purged")
-    );
+            .then_some(())
+    })
+    .await;
 }

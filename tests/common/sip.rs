@@ -76,11 +76,15 @@ pub fn write_wav(path: &Path, segments: &[(f64, bool)]) {
     w.finalize().unwrap();
 }
 
-/// A free UDP/TCP port whose next port is free too (baresip also binds port + 1).
+/// A free UDP/TCP port whose next port is free too, for UDP and TCP (baresip binds
+/// SIP over TLS, a TCP socket, on port + 1; RTP uses the pair for RTCP).
 pub fn free_port_pair() -> u16 {
     loop {
         let p = free_port();
-        if p < u16::MAX && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+        if p < u16::MAX
+            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        {
             return p;
         }
     }
